@@ -1,0 +1,3 @@
+from smokegate.cli import main
+
+raise SystemExit(main())

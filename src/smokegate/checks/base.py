@@ -1,0 +1,187 @@
+"""What every check kind shares: the spec base model, the outcome it returns, the failure it raises
+and the context it receives.
+
+A check kind is one module in this package exposing::
+
+    SPEC: type[Spec]                                   # pydantic model of its YAML block
+    async def run(spec: SPEC, ctx: CheckContext) -> Outcome
+
+``run`` returns an ``Outcome`` (passed or failed on expectations) or raises ``CheckFailed`` for a
+failure it can name (connection refused, DNS, TLS, auth...). Anything else it raises is reported
+as an *error* of the check itself. Checks never print, never read the environment or CLI flags:
+everything they need arrives in ``spec`` and ``ctx``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic.alias_generators import to_camel
+
+from smokegate.secrets import Redactor
+
+if TYPE_CHECKING:
+    from smokegate.httpclient import HttpClient
+
+
+class Spec(BaseModel):
+    """Base for check specs: camelCase keys in YAML, unknown keys are errors."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+def _resolve_path(value: str, info: ValidationInfo) -> str:
+    # Relative file paths in a suite are relative to the suite file, like Kustomize and Helm do,
+    # so a suite behaves the same whatever the working directory of the run.
+    base = (info.context or {}).get("base_dir") if info.context else None
+    if base and not os.path.isabs(value) and "\n" not in value:
+        return str(Path(base) / value)
+    return value
+
+
+LocalPath = Annotated[str, AfterValidator(_resolve_path)]
+"""A file path; relative paths are taken relative to the suite file."""
+
+
+class ErrorKind:
+    """Why a check failed, in words a person can act on; shown in every report."""
+
+    EXPECTATION = "expectation"
+    CONNECTION_REFUSED = "connection_refused"
+    DNS = "dns"
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    AUTH = "auth"
+    QUERY = "query"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    PROTOCOL = "protocol"
+    CONFIG = "config"
+    INTERNAL = "internal"
+
+
+@dataclass(slots=True)
+class Mismatch:
+    """One unmet expectation: what was checked, what was wanted, what was found."""
+
+    subject: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: expected {self.expected}, got {self.actual}"
+
+
+@dataclass(slots=True)
+class Outcome:
+    ok: bool
+    message: str = ""
+    evidence: list[Mismatch] = field(default_factory=list)
+    snippet: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    error_kind: str | None = None
+
+
+def passed(message: str = "", details: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(True, message, [], None, details or {}, None)
+
+
+def failed(
+    evidence: list[Mismatch],
+    *,
+    snippet: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Outcome:
+    message = "; ".join(str(m) for m in evidence[:3])
+    if len(evidence) > 3:
+        message += f" (+{len(evidence) - 3} more)"
+    return Outcome(False, message, evidence, snippet, details or {}, ErrorKind.EXPECTATION)
+
+
+class CheckFailed(Exception):
+    """A failure the check can name; becomes a failed attempt with this evidence."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = ErrorKind.EXPECTATION,
+        evidence: list[Mismatch] | None = None,
+        snippet: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.evidence = evidence or []
+        self.snippet = snippet
+        self.details = details or {}
+
+    def to_outcome(self) -> Outcome:
+        return Outcome(False, self.message, self.evidence, self.snippet, self.details, self.kind)
+
+
+class CheckContext:
+    """Shared, run-scoped services for checks. Expensive clients are created on first use and
+    shared by all checks of the run (one HTTP connection pool per origin, one API client)."""
+
+    def __init__(
+        self,
+        *,
+        redactor: Redactor | None = None,
+        resolve: dict[tuple[str, int], str] | None = None,
+        kube_factory: Callable[[], Any] | None = None,
+        namespace: str | None = None,
+        max_connections_per_origin: int = 100,
+    ) -> None:
+        self.redactor = redactor or Redactor()
+        self.resolve = resolve or {}
+        self.namespace = namespace
+        self._kube_factory = kube_factory
+        self._kube: Any = None
+        self._http: HttpClient | None = None
+        self._max_conn = max_connections_per_origin
+        self.extras: dict[str, Any] = {}
+
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            from smokegate.httpclient import HttpClient
+
+            self._http = HttpClient(max_connections_per_origin=self._max_conn)
+        return self._http
+
+    @property
+    def kube(self) -> Any:
+        if self._kube is None:
+            if self._kube_factory is None:
+                raise CheckFailed(
+                    "no Kubernetes client configured for this run", kind=ErrorKind.CONFIG
+                )
+            self._kube = self._kube_factory()
+        return self._kube
+
+    def connect_address(self, host: str, port: int) -> tuple[str, int] | None:
+        """Where to connect for host:port when a --resolve style override exists."""
+        addr = self.resolve.get((host.lower(), port))
+        return (addr, port) if addr else None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        closer = getattr(self._kube, "close", None)
+        if closer is not None:
+            result = closer()
+            if hasattr(result, "__await__"):
+                await result

@@ -1,0 +1,227 @@
+"""Command line: parse flags, call the library, map the outcome to an exit code. Nothing else.
+
+argparse (stdlib) rather than a CLI framework keeps ``smokegate --version`` fast: every heavy
+import happens inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from smokegate import __version__
+
+EXIT_CODES = """\
+exit codes:
+  0  all selected checks passed
+  1  at least one check failed (or errored)
+  2  usage or suite error: nothing ran
+  3  the target never became ready (gate timeout or terminal Flux failure)
+  4  internal error
+  130 interrupted (Ctrl-C); reports still hold what finished
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+
+def _add_suite_args(p: argparse.ArgumentParser, *, suites_required: bool = True) -> None:
+    p.add_argument(
+        "suites",
+        nargs="+" if suites_required else "*",
+        metavar="SUITE",
+        help="suite files or directories (all *.yaml/*.yml inside); - for stdin",
+    )
+    p.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a variable (overrides the suite's vars:); repeatable",
+    )
+
+
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("selection")
+    g.add_argument(
+        "-k",
+        "--select",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="run checks whose name (or suite/name) matches; !GLOB excludes; repeatable",
+    )
+    g.add_argument(
+        "-t",
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="run checks with this tag; repeatable (any tag matches)",
+    )
+    g.add_argument(
+        "--exclude-tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="skip checks with this tag; repeatable",
+    )
+    g.add_argument("--list", action="store_true", help="print the checks that would run, then exit")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument(
+        "-c",
+        "--concurrency",
+        type=int,
+        default=32,
+        metavar="N",
+        help="checks in flight at once (default: 32)",
+    )
+    g.add_argument(
+        "-x",
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first failed check (the rest are reported as skipped)",
+    )
+    g.add_argument(
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:PORT:ADDR",
+        help="connect to ADDR for HOST:PORT (like curl --resolve); repeatable",
+    )
+    r = p.add_argument_group("reports")
+    r.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FORMAT=PATH",
+        help="also write a report: junit=, json=, markdown=, html=; repeatable. "
+        "Markdown goes to $GITHUB_STEP_SUMMARY automatically when set",
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="only failures and the summary")
+    r.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show every check, even in large runs, with attempt details",
+    )
+    r.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR also works)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smokegate",
+        description="Verify Kubernetes deployments after they happen: declarative smoke suites, "
+        "a CI gate for Flux, reports where people look.",
+        epilog=EXIT_CODES + "\nRun 'smokegate COMMAND --help' for a command's options.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"smokegate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "run",
+        help="run suites once and report",
+        formatter_class=_Formatter,
+        description="Run the checks of one or more suites and report the result.",
+        epilog=EXIT_CODES + "\nexamples:\n"
+        "  smokegate run suites/\n"
+        "  smokegate run suite.yaml -t smoke --report junit=out/junit.xml\n"
+        "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n",
+    )
+    _add_suite_args(p)
+    _add_selection_args(p)
+    _add_run_args(p)
+
+    p = sub.add_parser(
+        "lint",
+        help="validate suites without running them",
+        formatter_class=_Formatter,
+        description="Parse and validate suites: schema, variables, needs. "
+        "Exit 0 when valid, 2 with file:line:col problems otherwise.",
+    )
+    _add_suite_args(p)
+
+    p = sub.add_parser(
+        "schema",
+        help="print the suite JSON Schema (for editors)",
+        formatter_class=_Formatter,
+        description="Print the JSON Schema of suite files. For completion in "
+        "editors with the YAML language server, put this first in a "
+        "suite:\n  # yaml-language-server: $schema=./suite.schema.json"
+        "\nafter 'smokegate schema > suite.schema.json'.",
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
+
+    p = sub.add_parser(
+        "demo",
+        help="run the bundled demo suite against an embedded service",
+        formatter_class=_Formatter,
+        description="Start a small demo service on 127.0.0.1 (JSON API, TCP, "
+        "TLS) and run examples/demo.yaml against it. No cluster "
+        "needed.",
+    )
+    _add_selection_args(p)
+    _add_run_args(p)
+    p.add_argument(
+        "--fail",
+        action="store_true",
+        help="make the demo service misbehave, to see what a failure looks like",
+    )
+    p.add_argument(
+        "--report-dir",
+        default="smokegate-demo-reports",
+        metavar="DIR",
+        help="where the demo writes its HTML, JUnit and JSON reports "
+        "(default: ./smokegate-demo-reports)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from smokegate import commands
+    from smokegate.errors import SmokegateError
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args))
+    except SmokegateError as exc:
+        print(
+            f"smokegate: {exc}" if not hasattr(exc, "problems") else _problems(exc), file=sys.stderr
+        )
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("smokegate: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # last resort: a bug. Short message; traceback only on request.
+        if os.environ.get("SMOKEGATE_DEBUG"):
+            raise
+        print(
+            f"smokegate: internal error: {type(exc).__name__}: {exc}\n"
+            "  (set SMOKEGATE_DEBUG=1 for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 4
+
+
+def _problems(exc: BaseException) -> str:
+    problems = getattr(exc, "problems", [])
+    head = f"smokegate: {len(problems)} problem{'s' if len(problems) != 1 else ''} in suites:"
+    return "\n".join([head, *(f"  {p}" for p in problems)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

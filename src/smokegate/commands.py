@@ -1,0 +1,124 @@
+"""One function per CLI command. Each turns parsed flags into library calls and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from smokegate.engine.select import Selection
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    return Selection(tuple(args.select), tuple(args.tag), tuple(args.exclude_tag))
+
+
+def _print_list(plan: Any) -> int:
+    for c in plan.checks:
+        tags = f"  [{', '.join(c.tags)}]" if c.tags else ""
+        note = "  (pulled in by needs)" if c.id in plan.pulled_in else ""
+        skip = f"  (skip: {c.skip})" if c.skip else ""
+        print(f"{c.id}  {c.kind}{tags}{note}{skip}")
+    print(f"{len(plan.checks)} checks selected", file=sys.stderr)
+    return 0
+
+
+def execute_and_report(
+    plan: Any,
+    args: argparse.Namespace,
+    *,
+    context: dict[str, Any] | None = None,
+    kube_factory: Any = None,
+    extra_results: list[Any] | None = None,
+) -> tuple[int, Any]:
+    """Run a plan with the console reporter, write the requested reports, return the exit code
+    and the run. Shared by ``run``, ``demo`` and ``gate``."""
+    from smokegate.checks.base import CheckContext
+    from smokegate.engine.runner import RunOptions, execute
+    from smokegate.report import ReportTarget, parse_report_flag, write_reports
+    from smokegate.report.console import ConsoleReporter, make_console
+    from smokegate.session import parse_resolve_flags, run_async
+
+    targets = [parse_report_flag(r) for r in args.report]
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        targets.append(ReportTarget("markdown", summary, append=True))
+    if args.concurrency < 1:
+        from smokegate.errors import UsageError
+
+        raise UsageError("--concurrency must be at least 1")
+    console = make_console(no_color=args.no_color)
+    reporter = ConsoleReporter(console, plan.redactor, verbose=args.verbose, quiet=args.quiet)
+    ctx = CheckContext(
+        redactor=plan.redactor,
+        resolve=parse_resolve_flags(args.resolve),
+        kube_factory=kube_factory,
+        max_connections_per_origin=max(args.concurrency, 1),
+    )
+    run = run_async(
+        execute(
+            plan.suites,
+            plan.checks,
+            ctx,
+            RunOptions(concurrency=args.concurrency, fail_fast=args.fail_fast),
+            reporter,
+            context=context,
+        )
+    )
+    if extra_results:
+        run.results = [*extra_results, *run.results]
+    reporter.finish(run)
+    for err in write_reports(run, targets, plan.redactor):
+        print(f"smokegate: {err}", file=sys.stderr)
+    for t in targets:
+        if t.path != summary:
+            console.print(f"[dim]{t.format} report: {t.path}[/dim]")
+    if run.interrupted:
+        return 130, run
+    return (0 if run.ok else 1), run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from smokegate.session import parse_vars, plan_run
+
+    plan = plan_run(args.suites, cli_vars=parse_vars(args.var), selection=_selection(args))
+    if args.list:
+        return _print_list(plan)
+    if not plan.checks:
+        print("smokegate: no checks selected", file=sys.stderr)
+        return 2 if not _selection(args).empty else 0
+    code, _ = execute_and_report(plan, args)
+    return code
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from smokegate.session import parse_vars, plan_run
+
+    plan = plan_run(args.suites, cli_vars=parse_vars(args.var), lint=True)
+    n = len(plan.checks)
+    print(
+        f"ok: {len(plan.suites)} suite{'s' if len(plan.suites) != 1 else ''}, "
+        f"{n} check{'s' if n != 1 else ''}"
+    )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from smokegate.suite.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from smokegate.demo import run_demo
+
+    return run_demo(args)

@@ -1,0 +1,398 @@
+"""From paths on disk to validated, interpolated ``Suite`` objects, or one ``SuiteError`` that
+lists every problem found (``file:line:col: message``), never just the first."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from smokegate.errors import MissingExtraError, Problem, SuiteError, UsageError
+from smokegate.suite.interpolate import Scope, UnresolvedVariable
+from smokegate.suite.model import (
+    CheckCommon,
+    RetryPolicy,
+    SuiteDoc,
+    check_adapter,
+    kind_models,
+    kind_of,
+)
+from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
+
+SUITE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(slots=True)
+class PlannedCheck:
+    """A check ready for the engine: interpolated, validated, defaults applied."""
+
+    id: str
+    name: str
+    suite: str
+    kind: str
+    spec: Any
+    tags: tuple[str, ...]
+    needs: tuple[str, ...]
+    timeout: float
+    retry: RetryPolicy
+    source: str
+    description: str | None = None
+    skip: str | None = None
+
+
+@dataclass(slots=True)
+class Suite:
+    name: str
+    file: str
+    checks: list[PlannedCheck]
+    release: dict[str, Any] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RawSuite:
+    """A parsed, top-level-validated suite whose checks are not interpolated yet."""
+
+    doc: Document
+    model: SuiteDoc
+    path: Path  # where this document's data sits (always () today; kept for clarity)
+
+    @property
+    def name(self) -> str:
+        return self.model.metadata.name
+
+    @property
+    def base_dir(self) -> str:
+        return str(FsPath(self.doc.file).resolve().parent) if self.doc.file != "-" else os.getcwd()
+
+
+def find_suite_files(paths: Iterable[str]) -> list[str]:
+    files: list[str] = []
+    for p in paths:
+        if p == "-":
+            files.append(p)
+            continue
+        fp = FsPath(p)
+        if fp.is_dir():
+            found = sorted(
+                str(f) for f in fp.rglob("*") if f.suffix in SUITE_SUFFIXES and f.is_file()
+            )
+            if not found:
+                raise UsageError(f"{p}: directory contains no .yaml/.yml suite files")
+            files.extend(found)
+        elif fp.is_file():
+            files.append(str(fp))
+        else:
+            raise UsageError(f"{p}: no such file or directory")
+    if not files:
+        raise UsageError("no suite files given")
+    return files
+
+
+def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list[RawSuite]:
+    """Read and structurally validate suite files. Collects all problems before raising."""
+    problems: list[Problem] = []
+    suites: list[RawSuite] = []
+    for file in find_suite_files(paths):
+        try:
+            text = (
+                (stdin_text if stdin_text is not None else sys.stdin.read())
+                if file == "-"
+                else (FsPath(file).read_text(encoding="utf-8"))
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(file, None, None, f"cannot read: {exc}"))
+            continue
+        try:
+            docs = load_documents(text, file)
+        except YamlSyntaxError as exc:
+            problems.extend(exc.problems)
+            continue
+        if not docs:
+            problems.append(Problem(file, None, None, "empty file: expected a smokegate Suite"))
+        for doc in docs:
+            suite = _validate_top(doc, problems)
+            if suite is not None:
+                suites.append(suite)
+    seen: dict[str, str] = {}
+    for s in suites:
+        if s.name in seen:
+            problems.append(
+                s.doc.problem(
+                    ("metadata", "name"),
+                    f"duplicate suite name {s.name!r} (also in {seen[s.name]})",
+                )
+            )
+        seen.setdefault(s.name, s.doc.file)
+    if problems:
+        raise SuiteError(problems)
+    return suites
+
+
+def _validate_top(doc: Document, problems: list[Problem]) -> RawSuite | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        problems.append(doc.problem((), "expected a mapping with apiVersion: smokegate.io/v1"))
+        return None
+    if data.get("kind") not in (None, "Suite"):
+        problems.append(
+            doc.problem(("kind",), f"kind {data.get('kind')!r} is not a smokegate Suite")
+        )
+        return None
+    try:
+        model = SuiteDoc.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems_from(exc, doc, ()))
+        return None
+    return RawSuite(doc, model, ())
+
+
+def _problems_from(exc: ValidationError, doc: Document, prefix: Path) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        if loc and loc[0] in kind_models() and (len(loc) < 2 or loc[1] == loc[0]):
+            loc = loc[1:]  # drop the union tag pydantic puts first
+        etype = err["type"]
+        path = (*prefix, *loc)
+        key = False
+        if etype == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}" + _did_you_mean(doc, path)
+            key = True
+        elif etype == "missing":
+            message = f"missing required field {loc[-1]!r}"
+            path = path[:-1]
+        elif etype == "union_tag_not_found" or etype == "union_tag_invalid":
+            kinds = ", ".join(kind_models())
+            message = f"a check needs exactly one kind key ({kinds})"
+        else:
+            where = ".".join(str(p) for p in loc if not isinstance(p, int) or True)
+            message = f"{where}: {err['msg']}" if where else err["msg"]
+        out.append(doc.problem(path, message, key=key))
+    return out
+
+
+def _did_you_mean(doc: Document, path: Path) -> str:
+    import difflib
+
+    # The valid names are not in the error; offer close matches among known field names.
+    from smokegate.suite.model import all_field_names
+
+    close = difflib.get_close_matches(str(path[-1]), all_field_names(), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass
+class CompileOptions:
+    cli_vars: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    release_vars: Mapping[str, Any] = field(default_factory=dict)
+    scope: Scope | None = None  # carries secrets/redactor; built fresh when None
+
+
+def compile_suites(raws: list[RawSuite], options: CompileOptions) -> list[Suite]:
+    problems: list[Problem] = []
+    suites = [_compile_one(raw, options, problems) for raw in raws]
+    if problems:
+        missing = [p for p in problems if p.message.startswith("check kind")]
+        raise (MissingExtraError if missing and len(missing) == len(problems) else SuiteError)(
+            problems
+        )
+    return suites
+
+
+def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]) -> Suite:
+    doc, spec = raw.doc, raw.model.spec
+    base = options.scope or Scope(env=options.env)
+    scope = base.child({})
+    if options.release_vars:
+        scope.values.update(options.release_vars)
+    if spec.release and spec.release.namespace and scope.default_namespace is None:
+        scope.default_namespace = spec.release.namespace
+    raw_vars = doc.data["spec"].get("vars", {}) or {}
+    for name, value in raw_vars.items():
+        path = ("spec", "vars", name)
+        if name in options.cli_vars:
+            scope.values[name] = options.cli_vars[name]
+            continue
+        secret = isinstance(value, dict) and bool(value.get("secret"))
+        if isinstance(value, dict) and "value" in value:
+            value, path = value["value"], (*path, "value")
+        try:
+            scope.values[name] = scope.expand(value, path)
+        except UnresolvedVariable as exc:
+            problems.append(doc.problem(exc.path, exc.message))
+            continue
+        if secret:
+            scope.secret_names.add(name)
+            scope.redactor.add(str(scope.values[name]))
+    for name, value in options.cli_vars.items():
+        scope.values.setdefault(name, value)
+
+    checks: list[PlannedCheck] = []
+    names: dict[str, tuple[int, int] | None] = {}
+    templates: dict[str, list[str]] = {}
+    raw_checks = doc.data["spec"].get("checks") or []
+    context = {"base_dir": raw.base_dir}
+    defaults = spec.defaults
+    for index, entry in enumerate(raw_checks):
+        path: Path = ("spec", "checks", index)
+        if not isinstance(entry, dict):
+            problems.append(doc.problem(path, "a check must be a mapping"))
+            continue
+        kind = kind_of(entry)
+        if kind is not None:
+            from smokegate.checks import KINDS
+
+            missing = KINDS[kind].missing_modules()
+            if missing:
+                extra = KINDS[kind].extra
+                problems.append(
+                    doc.problem(
+                        (*path, kind),
+                        f"check kind {kind!r} needs the optional dependency "
+                        f"{', '.join(missing)}: run  pip install 'smokegate[{extra}]'",
+                        key=True,
+                    )
+                )
+                continue
+        template_name = entry.get("name")
+        for combo in _matrix(entry.get("matrix"), doc, path, problems):
+            instance = {k: v for k, v in entry.items() if k != "matrix"}
+            try:
+                expanded = (
+                    scope.child(combo).expand(instance, path)
+                    if combo
+                    else scope.expand(instance, path)
+                )
+            except UnresolvedVariable as exc:
+                problems.append(doc.problem(exc.path, exc.message))
+                break
+            if combo and expanded.get("name") == template_name and isinstance(template_name, str):
+                label = ",".join(f"{k}={v}" for k, v in combo.items())
+                expanded["name"] = f"{template_name}[{label}]"
+            try:
+                model: CheckCommon = check_adapter().validate_python(expanded, context=context)
+            except ValidationError as exc:
+                problems.extend(_problems_from(exc, doc, path))
+                break
+            name = model.name
+            if name in names:
+                problems.append(doc.problem((*path, "name"), f"duplicate check name {name!r}"))
+                continue
+            names[name] = doc.locate((*path, "name"))
+            if isinstance(template_name, str):
+                templates.setdefault(template_name, []).append(name)
+            checks.append(_plan(raw, model, kind or "", defaults, path))
+    _resolve_needs(raw, checks, templates, problems)
+    release = spec.release.model_dump(by_alias=True) if spec.release else None
+    return Suite(raw.name, doc.file, checks, release, raw.model.metadata.labels)
+
+
+def _matrix(
+    matrix: Any, doc: Document, path: Path, problems: list[Problem]
+) -> Iterable[dict[str, Any]]:
+    if not matrix:
+        return [{}]
+    if not isinstance(matrix, dict):
+        problems.append(doc.problem((*path, "matrix"), "matrix must map names to value lists"))
+        return []
+    axes: list[list[tuple[str, Any]]] = []
+    for key, values in matrix.items():
+        if isinstance(values, dict) and set(values) == {"range"}:
+            bounds = values["range"]
+            if (
+                not isinstance(bounds, list)
+                or len(bounds) not in (2, 3)
+                or not all(isinstance(b, int) for b in bounds)
+            ):
+                problems.append(
+                    doc.problem(
+                        (*path, "matrix", key),
+                        "range must be [start, stop] or [start, stop, step] integers",
+                    )
+                )
+                return []
+            values = list(range(*bounds))
+        if not isinstance(values, list) or not values:
+            problems.append(
+                doc.problem((*path, "matrix", key), "matrix values must be a non-empty list")
+            )
+            return []
+        axes.append([(key, v) for v in values])
+    return (dict(combo) for combo in itertools.product(*axes))
+
+
+def _plan(raw: RawSuite, model: CheckCommon, kind: str, defaults: Any, path: Path) -> PlannedCheck:
+    retry = defaults.retry
+    if model.retry is not None:
+        # A check's retry block overrides only the fields it sets.
+        retry = RetryPolicy.model_validate(
+            {**retry.model_dump(), **model.retry.model_dump(exclude_unset=True)}
+        )
+    line = raw.doc.locate(path)
+    skip = (
+        model.skip if isinstance(model.skip, str) else ("skipped in suite" if model.skip else None)
+    )
+    return PlannedCheck(
+        id=f"{raw.name}/{model.name}",
+        name=model.name,
+        suite=raw.name,
+        kind=kind,
+        spec=getattr(model, kind),
+        tags=tuple(model.tags),
+        needs=tuple(model.needs),
+        timeout=model.timeout if model.timeout is not None else defaults.timeout,
+        retry=retry,
+        source=f"{raw.doc.file}:{line[0]}" if line else raw.doc.file,
+        description=model.description,
+        skip=skip,
+    )
+
+
+def _resolve_needs(
+    raw: RawSuite,
+    checks: list[PlannedCheck],
+    templates: dict[str, list[str]],
+    problems: list[Problem],
+) -> None:
+    by_name = {c.name: c for c in checks}
+    raw_checks = raw.doc.data["spec"].get("checks") or []
+    index_of = {e.get("name"): i for i, e in enumerate(raw_checks) if isinstance(e, dict)}
+    for check in checks:
+        resolved: list[str] = []
+        for need in check.needs:
+            targets = templates.get(need) or ([need] if need in by_name else [])
+            if not targets:
+                i = index_of.get(check.name.split("[")[0], 0)
+                problems.append(
+                    raw.doc.problem(
+                        ("spec", "checks", i, "needs"),
+                        f"check {check.name!r} needs unknown check {need!r}",
+                    )
+                )
+            resolved.extend(f"{raw.name}/{t}" for t in targets)
+        check.needs = tuple(resolved)
+    # Cycles would deadlock the scheduler: reject them here with the loop spelled out.
+    graph = {c.id: c.needs for c in checks}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                loop = " -> ".join(n.split("/", 1)[1] for n in [*trail, node, dep])
+                problems.append(raw.doc.problem(("spec", "checks"), f"`needs` cycle: {loop}"))
+            elif dep not in state:
+                visit(dep, [*trail, node])
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])

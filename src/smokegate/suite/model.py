@@ -1,0 +1,231 @@
+"""Typed suite models.
+
+A check entry is one model per kind (``HttpCheck`` has the common fields plus ``http:``),
+discriminated by which kind key is present, so a validation error speaks of the kind the user
+wrote. The union is assembled from the check registry at first use: a new kind needs no change
+here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from smokegate.durations import parse_duration
+
+API_VERSION = "smokegate.io/v1"
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h|d))+$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: 500ms, 5s, 1m30s, 2h, or a number of seconds.",
+        }
+    ),
+]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class RetryPolicy(Model):
+    """How often to try a check before calling it failed."""
+
+    attempts: int | None = Field(default=None, ge=1)
+    """Maximum attempts (default 1, or unlimited while `within` has time left)."""
+    interval: Duration = 1.0
+    """Pause after a failed attempt."""
+    backoff: float = Field(default=1.0, ge=1.0)
+    """Multiply the pause by this after each failed attempt."""
+    max_interval: Duration = 30.0
+    """Upper bound for the pause."""
+    within: Duration | None = None
+    """Eventually-consistent deadline: keep retrying until the check passes or this much time has
+    passed since its first attempt (the post-deploy case)."""
+
+
+class Defaults(Model):
+    timeout: Duration = 10.0
+    """Per-attempt timeout."""
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class ReleaseRef(Model):
+    helm_release: str
+    namespace: str | None = None
+
+
+class Metadata(Model):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+MatrixValues = Union[list[Any], "MatrixRange"]
+
+
+class MatrixRange(Model):
+    range: tuple[int, int] | tuple[int, int, int]
+    """Python-style range: [start, stop] or [start, stop, step]."""
+
+
+class CheckCommon(Model):
+    """Fields every check has, whatever its kind."""
+
+    name: str = Field(min_length=1, pattern=r"^[^\s/][^/]*$")
+    """Unique within the suite; no `/` (used as `suite/check` in reports)."""
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    """Names of checks that must pass first; if one fails this check is skipped."""
+    timeout: Duration | None = None
+    """Per-attempt timeout (default: spec.defaults.timeout)."""
+    retry: RetryPolicy | None = None
+    matrix: dict[str, list[Any] | MatrixRange] | None = None
+    """Expand this check once per combination of values; each value is available as ${key}."""
+    skip: bool | str = False
+    """Skip this check (a string gives the reason)."""
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_nonempty(cls, v: list[str]) -> list[str]:
+        if any(not t.strip() for t in v):
+            raise ValueError("tags must be non-empty strings")
+        return v
+
+
+class VarSpec(Model):
+    value: str
+    secret: bool = False
+    """Redact this value in every output."""
+
+
+class SuiteSpec(Model):
+    release: ReleaseRef | None = None
+    defaults: Defaults = Field(default_factory=Defaults)
+    vars: dict[str, str | int | float | bool | VarSpec] = Field(default_factory=dict)
+    checks: list[Any] = Field(default_factory=list)
+    """Validated per entry by the check-kind models (see `check_model`)."""
+
+
+class SuiteDoc(Model):
+    api_version: Literal["smokegate.io/v1"]
+    kind: Literal["Suite"]
+    metadata: Metadata
+    spec: SuiteSpec
+
+
+@functools.cache
+def kind_models() -> dict[str, type[CheckCommon]]:
+    """One model per registered kind: the common fields plus the kind's spec under its key."""
+    from smokegate.checks import available_kinds
+
+    models: dict[str, type[CheckCommon]] = {}
+    for kind in available_kinds():
+        spec_cls = kind.load().SPEC
+        model = create_model(
+            f"{kind.name.capitalize()}Check",
+            __base__=CheckCommon,
+            __doc__=spec_cls.__doc__,
+            **{kind.name: (spec_cls, Field(alias=kind.name))},
+        )
+        models[kind.name] = model
+    return models
+
+
+def kind_of(entry: Any) -> str | None:
+    """The kind key present in a raw check entry (first one, in registry order)."""
+    if isinstance(entry, dict):
+        for name in kind_models():
+            if name in entry:
+                return name
+    elif isinstance(entry, BaseModel):
+        for name in kind_models():
+            if getattr(entry, name, None) is not None:
+                return name
+    return None
+
+
+@functools.cache
+def check_adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    members = tuple(Annotated[m, Tag(k)] for k, m in kind_models().items())
+    union = Annotated[Union[members], Discriminator(kind_of)]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a suite file, with every check kind spelled out (for editors)."""
+    from pydantic import TypeAdapter
+
+    schema = TypeAdapter(SuiteDoc).json_schema(by_alias=True)
+    check_schema = check_adapter().json_schema(by_alias=True)
+    defs = schema.setdefault("$defs", {})
+    defs.update(check_schema.pop("$defs", {}))
+    defs["Check"] = check_schema
+    defs["SuiteSpec"]["properties"]["checks"] = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/Check"},
+        "title": "Checks",
+    }
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://smokegate.io/schemas/suite-v1.json"
+    schema["title"] = "smokegate Suite"
+    return schema
+
+
+@functools.cache
+def all_field_names() -> list[str]:
+    """Every YAML key any model accepts (for "did you mean" hints)."""
+    names: set[str] = set()
+    seen: set[type] = set()
+
+    def visit(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for fname, info in model.model_fields.items():
+            names.add(info.alias or fname)
+            for arg in _model_args(info.annotation):
+                visit(arg)
+
+    for m in (SuiteDoc, *kind_models().values()):
+        visit(m)
+    return sorted(names)
+
+
+def _model_args(annotation: Any) -> list[type[BaseModel]]:
+    import typing
+
+    out: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        out.append(annotation)
+    for arg in typing.get_args(annotation):
+        out.extend(_model_args(arg))
+    return out

@@ -153,11 +153,13 @@ def _validate_top(doc: Document, problems: list[Problem]) -> RawSuite | None:
     return RawSuite(doc, model, ())
 
 
-def _problems_from(exc: ValidationError, doc: Document, prefix: Path) -> list[Problem]:
+def _problems_from(
+    exc: ValidationError, doc: Document, prefix: Path, *, tagged: bool = False
+) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        if loc and loc[0] in kind_models() and (len(loc) < 2 or loc[1] == loc[0]):
+        if tagged and loc and loc[0] in kind_models():
             loc = loc[1:]  # drop the union tag pydantic puts first
         etype = err["type"]
         path = (*prefix, *loc)
@@ -168,12 +170,13 @@ def _problems_from(exc: ValidationError, doc: Document, prefix: Path) -> list[Pr
         elif etype == "missing":
             message = f"missing required field {loc[-1]!r}"
             path = path[:-1]
-        elif etype == "union_tag_not_found" or etype == "union_tag_invalid":
+        elif etype in ("union_tag_not_found", "union_tag_invalid"):
             kinds = ", ".join(kind_models())
             message = f"a check needs exactly one kind key ({kinds})"
         else:
-            where = ".".join(str(p) for p in loc if not isinstance(p, int) or True)
-            message = f"{where}: {err['msg']}" if where else err["msg"]
+            msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            where = ".".join(str(p) for p in loc)
+            message = f"{where}: {msg}" if where else msg
         out.append(doc.problem(path, message, key=key))
     return out
 
@@ -247,6 +250,16 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             problems.append(doc.problem(path, "a check must be a mapping"))
             continue
         kind = kind_of(entry)
+        present = [k for k in kind_models() if k in entry]
+        if len(present) > 1:
+            problems.append(
+                doc.problem(
+                    (*path, present[1]),
+                    "one kind per check: found " + " and ".join(present),
+                    key=True,
+                )
+            )
+            continue
         if kind is not None:
             from smokegate.checks import KINDS
 
@@ -280,7 +293,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             try:
                 model: CheckCommon = check_adapter().validate_python(expanded, context=context)
             except ValidationError as exc:
-                problems.extend(_problems_from(exc, doc, path))
+                problems.extend(_problems_from(exc, doc, path, tagged=True))
                 break
             name = model.name
             if name in names:

@@ -194,6 +194,7 @@ def json_schema() -> dict[str, Any]:
         "items": {"$ref": "#/$defs/Check"},
         "title": "Checks",
     }
+    _allow_variables(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://smokegate.io/schemas/suite-v1.json"
     schema["title"] = "smokegate Suite"
@@ -229,3 +230,23 @@ def _model_args(annotation: Any) -> list[type[BaseModel]]:
     for arg in typing.get_args(annotation):
         out.extend(_model_args(arg))
     return out
+
+
+_VARIABLE = {"type": "string", "pattern": r"\$\{[^}]+\}", "description": "a ${variable}"}
+
+
+def _allow_variables(node: Any) -> None:
+    """Suites are validated after interpolation, so a number or boolean field may hold a
+    ``${var}`` in the file; the published schema must accept that too."""
+    if isinstance(node, dict):
+        for key, value in list(node.items()):
+            if isinstance(value, dict) and value.get("type") in ("integer", "number", "boolean"):
+                node[key] = {"anyOf": [value, _VARIABLE]}
+            else:
+                _allow_variables(value)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            if isinstance(value, dict) and value.get("type") in ("integer", "number", "boolean"):
+                node[i] = {"anyOf": [value, _VARIABLE]}
+            else:
+                _allow_variables(value)

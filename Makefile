@@ -1,0 +1,45 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a building block.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast lint bench deps kube-env clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Runtime install only: the demo needs no test tooling, no database drivers.
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[speed]'
+	touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $@ $(VENV)/.base
+
+demo: $(VENV)/.base
+	$(BIN)/smokegate demo
+
+deps:
+	bash scripts/install-debian-deps.sh
+
+kube-env:
+	bash scripts/kube/ensure.sh
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: $(VENV)/.dev deps kube-env lint
+	$(BIN)/pytest -q
+
+# Without the Kubernetes tests (they need the apiserver build).
+test-fast: $(VENV)/.dev deps
+	$(BIN)/pytest -q --ignore=tests/kube
+
+bench: $(VENV)/.dev deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and benchmarks talk to (real servers, not mocks), but only
+# when something is missing: a second `make test` must not touch apt at all.
+set -euo pipefail
+
+# binary-to-check:package
+wanted=(
+  /usr/sbin/nginx:nginx-light
+  /usr/sbin/dnsmasq:dnsmasq-base
+  /usr/bin/redis-server:redis-server
+  /usr/sbin/mariadbd:mariadb-server
+  /usr/bin/pg_ctlcluster:postgresql
+  /usr/bin/wrk:wrk
+  /usr/bin/curl:curl
+  /usr/bin/prometheus-blackbox-exporter:prometheus-blackbox-exporter
+)
+missing=()
+for item in "${wanted[@]}"; do
+  bin=${item%%:*}; pkg=${item#*:}
+  [ -x "$bin" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  sudo_cmd=sudo
+else
+  sudo_cmd=
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Another apt may hold the lock (e.g. unattended upgrades): wait instead of failing.
+$sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq
+$sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts packaged services on install; the tests start their own on private ports.
+for svc in nginx redis-server mariadb postgresql prometheus-blackbox-exporter; do
+  $sudo_cmd service "$svc" stop >/dev/null 2>&1 || true
+done

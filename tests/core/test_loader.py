@@ -1,0 +1,228 @@
+"""Suite loading: every problem reported as file:line:col, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from smokegate.errors import SuiteError
+from smokegate.session import plan_run
+from tests.helpers import run_cli, write_suite
+
+MISSPELLED = """\
+apiVersion: smokegate.io/v1
+kind: Suite
+metadata:
+  name: shop
+spec:
+  defaults:
+    timeout: 5s
+  checks:
+    - name: healthz
+      http:
+        url: http://127.0.0.1:9/healthz
+        expectt:
+          status: 200
+"""
+
+
+def test_misspelled_field_on_line_12_exit_2_with_position(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(MISSPELLED)
+    assert MISSPELLED.splitlines()[11].strip() == "expectt:"
+    res = run_cli("run", str(suite))
+    assert res.code == 2
+    assert f"{suite}:12:9: unknown field 'expectt' (did you mean 'expect'?)" in res.err
+    assert "Traceback" not in res.text
+
+
+def test_all_problems_listed_at_once(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: a
+          timeout: 5 parsecs
+          http: {url: "http://x"}
+        - name: a
+          http: {url: "http://x", expect: {status: 777}}
+        - name: b
+          tcp: {host: x, port: 1}
+          http: {url: "http://x"}
+        - name: c
+          retry: {attempts: zero}
+          http: {url: "ftp://x"}
+        - name: d
+    """,
+    )
+    res = run_cli("lint", str(suite))
+    assert res.code == 2
+    lines = [ln.strip() for ln in res.err.splitlines() if ln.strip().startswith(str(suite))]
+    text = "\n".join(lines)
+    assert f"{suite}:7:16: " in text and "invalid duration '5 parsecs'" in text
+    assert "invalid status 777" in text
+    assert "one kind per check: found tcp and http" in text
+    assert "retry.attempts" in text and "integer" in text
+    assert "url must be http:// or https://" in text
+    assert "a check needs exactly one kind key" in text
+    assert len(lines) >= 6
+
+
+def test_duplicate_check_names(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: same
+          http: {url: "http://x"}
+        - name: same
+          http: {url: "http://y"}
+    """,
+    )
+    with pytest.raises(SuiteError) as err:
+        plan_run([str(suite)])
+    (problem,) = err.value.problems
+    assert problem.line == 8 and "duplicate check name 'same'" in problem.message
+
+
+def test_yaml_syntax_error_has_position(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: smokegate.io/v1\nkind: Suite\nspec: [unclosed\nmetadata: {}\n")
+    res = run_cli("lint", str(bad))
+    assert res.code == 2
+    assert f"{bad}:4:" in res.err and "YAML" in res.err
+
+
+def test_wrong_api_version_and_kind(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: v0\nkind: Suite\nmetadata: {name: x}\nspec: {}\n")
+    res = run_cli("lint", str(bad))
+    assert res.code == 2 and f"{bad}:1:13:" in res.err and "smokegate.io/v1" in res.err
+
+
+def test_variables_cli_env_defaults_and_escape(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: a
+          http:
+            url: "${base}/${env:SG_TEST_PATH}"
+            headers: {X-Lit: "$${notavar}", X-Def: "${missing:-fallback}", X-Env: "${env:NOPE:-e}"}
+    """,
+        extra_spec="vars: {base: 'http://suite'}",
+    )
+    plan = plan_run([str(suite)], cli_vars={"base": "http://cli"}, env={"SG_TEST_PATH": "p"})
+    spec = plan.checks[0].spec
+    assert spec.url == "http://cli/p"
+    assert spec.headers == {"X-Lit": "${notavar}", "X-Def": "fallback", "X-Env": "e"}
+
+
+def test_unresolved_variable_is_located(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: a
+          http: {url: "${base}/x"}
+        - name: b
+          http: {url: "http://h/${env:SG_DEFINITELY_UNSET}"}
+    """,
+    )
+    res = run_cli("lint", str(suite))
+    assert res.code == 2
+    assert f"{suite}:7:19: undefined variable ${{base}}" in res.err
+    assert f"{suite}:9:19: environment variable 'SG_DEFINITELY_UNSET' is not set" in res.err
+
+
+def test_several_files_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    write_suite(
+        tmp_path / "d", "- {name: one, http: {url: 'http://a'}}", name="s1", filename="a.yaml"
+    )
+    write_suite(
+        tmp_path / "d", "- {name: two, http: {url: 'http://b'}}", name="s2", filename="b.yml"
+    )
+    other = write_suite(tmp_path, "- {name: three, http: {url: 'http://c'}}", name="s3")
+    plan = plan_run([str(tmp_path / "d"), str(other)])
+    assert [c.id for c in plan.checks] == ["s1/one", "s2/two", "s3/three"]
+    res = run_cli("lint", str(tmp_path / "d"), str(other))
+    assert res.code == 0 and "3 suites, 3 checks" in res.out
+
+
+def test_duplicate_suite_names_across_files(tmp_path: Path) -> None:
+    a = write_suite(tmp_path, "- {name: one, http: {url: 'http://a'}}", filename="a.yaml")
+    b = write_suite(tmp_path, "- {name: two, http: {url: 'http://a'}}", filename="b.yaml")
+    res = run_cli("lint", str(a), str(b))
+    assert res.code == 2 and "duplicate suite name 't'" in res.err
+
+
+def test_missing_path_is_usage_error(tmp_path: Path) -> None:
+    res = run_cli("run", str(tmp_path / "nope.yaml"))
+    assert res.code == 2 and "no such file or directory" in res.err
+
+
+def test_matrix_expands_named_instances(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: page-${p}
+          matrix: {p: [home, about]}
+          http: {url: "http://site/${p}"}
+        - name: shard
+          matrix: {n: {range: [0, 3]}}
+          http: {url: "http://db-${n}"}
+        - name: after
+          needs: [shard]
+          http: {url: "http://x"}
+    """,
+    )
+    plan = plan_run([str(suite)])
+    names = [c.name for c in plan.checks]
+    assert names == ["page-home", "page-about", "shard[n=0]", "shard[n=1]", "shard[n=2]", "after"]
+    assert plan.checks[3].spec.url == "http://db-1"
+    assert plan.checks[-1].needs == ("t/shard[n=0]", "t/shard[n=1]", "t/shard[n=2]")
+
+
+def test_needs_unknown_and_cycle(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - {name: a, needs: [b], http: {url: "http://x"}}
+        - {name: b, needs: [a], http: {url: "http://x"}}
+        - {name: c, needs: [ghost], http: {url: "http://x"}}
+    """,
+    )
+    with pytest.raises(SuiteError) as err:
+        plan_run([str(suite)])
+    text = str(err.value)
+    assert "needs unknown check 'ghost'" in text
+    assert "`needs` cycle: a -> b -> a" in text
+
+
+def test_retry_block_merges_with_defaults(tmp_path: Path) -> None:
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: a
+          retry: {attempts: 4}
+          http: {url: "http://x"}
+    """,
+        extra_spec="defaults: {timeout: 3s, retry: {interval: 250ms, backoff: 2}}",
+    )
+    (check,) = plan_run([str(suite)]).checks
+    assert check.timeout == 3.0
+    assert (check.retry.attempts, check.retry.interval, check.retry.backoff) == (4, 0.25, 2.0)
+
+
+def test_schema_is_valid_and_accepts_the_demo_suite(tmp_path: Path) -> None:
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    res = run_cli("schema")
+    assert res.code == 0
+    schema = json.loads(res.out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    demo = YAML(typ="safe").load(Path("src/smokegate/demo/demo.yaml").read_text())
+    jsonschema.Draft202012Validator(schema).validate(demo)
+    demo["spec"]["checks"][0]["http"]["bogus"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(demo)

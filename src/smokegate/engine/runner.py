@@ -68,13 +68,15 @@ async def attempt_loop(
     attempts: list[Attempt] = []
     status = Status.FAILED
     outcome: Outcome
+    evidence_from: Outcome | None = None  # the last attempt that ran to completion
     number = 0
     while True:
         number += 1
         budget = check.timeout
         t0 = time.perf_counter()
-        if deadline is not None:
-            budget = max(0.001, min(budget, deadline - t0))
+        clipped = False
+        if deadline is not None and deadline - t0 < budget:
+            budget, clipped = max(0.001, deadline - t0), True
         status = Status.FAILED
         try:
             async with asyncio.timeout(budget):
@@ -85,7 +87,10 @@ async def attempt_loop(
             outcome = exc.to_outcome()
         except TimeoutError:
             outcome = Outcome(
-                False, f"timed out after {format_duration(budget)}", error_kind=ErrorKind.TIMEOUT
+                False,
+                f"timed out after {format_duration(budget)}"
+                + (" (cut short by the `within` deadline)" if clipped else ""),
+                error_kind=ErrorKind.TIMEOUT,
             )
         except asyncio.CancelledError:
             raise
@@ -102,17 +107,21 @@ async def attempt_loop(
             outcome.error_kind,
         )
         attempts.append(attempt)
+        if not (clipped and outcome.error_kind == ErrorKind.TIMEOUT):
+            evidence_from = outcome
         if outcome.ok or (max_attempts and number >= max_attempts):
             break
         pause = interval
         if deadline is not None:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                break
-            pause = min(pause, remaining)
+            if remaining <= pause:
+                break  # no time left for another full wait + attempt
         observer.on_retry(check, attempt)
         await asyncio.sleep(pause)
         interval = min(interval * retry.backoff, retry.max_interval)
+    if not outcome.ok and evidence_from is not None and evidence_from is not outcome:
+        # The deadline cut the final attempt short: the previous one says more about why.
+        outcome = evidence_from
     message = outcome.message
     if status is not Status.PASSED and len(attempts) > 1:
         message = (

@@ -250,7 +250,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             problems.append(doc.problem(path, "a check must be a mapping"))
             continue
         kind = kind_of(entry)
-        present = [k for k in kind_models() if k in entry]
+        present = [k for k in entry if k in kind_models()]
         if len(present) > 1:
             problems.append(
                 doc.problem(
@@ -276,14 +276,17 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                 )
                 continue
         template_name = entry.get("name")
+        reuse: dict[str, Any] | None = None
         for combo in _matrix(entry.get("matrix"), doc, path, problems):
             instance = {k: v for k, v in entry.items() if k != "matrix"}
+            if reuse:
+                # Blocks that mention no matrix variable validate to the same model every
+                # time: hand pydantic the instance it already built (it does not revalidate
+                # model instances), so a 10,000-way matrix costs one full validation.
+                instance = _with_reused(instance, kind, reuse)
             try:
-                expanded = (
-                    scope.child(combo).expand(instance, path)
-                    if combo
-                    else scope.expand(instance, path)
-                )
+                inst_scope = scope.child(combo) if combo else scope
+                expanded = inst_scope.expand(instance, path)
             except UnresolvedVariable as exc:
                 problems.append(doc.problem(exc.path, exc.message))
                 break
@@ -295,17 +298,71 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             except ValidationError as exc:
                 problems.extend(_problems_from(exc, doc, path, tagged=True))
                 break
+            if combo and reuse is None:
+                reuse = _reusable_blocks(entry, kind, model, set(combo))
             name = model.name
             if name in names:
                 problems.append(doc.problem((*path, "name"), f"duplicate check name {name!r}"))
                 continue
-            names[name] = doc.locate((*path, "name"))
+            names[name] = None
             if isinstance(template_name, str):
                 templates.setdefault(template_name, []).append(name)
             checks.append(_plan(raw, model, kind or "", defaults, path))
     _resolve_needs(raw, checks, templates, problems)
     release = spec.release.model_dump(by_alias=True) if spec.release else None
     return Suite(raw.name, doc.file, checks, release, raw.model.metadata.labels)
+
+
+def _reusable_blocks(
+    entry: dict[str, Any], kind: str | None, model: CheckCommon, matrix_keys: set[str]
+) -> dict[str, Any]:
+    """Validated sub-models of the first matrix instance whose source mentions no matrix var,
+    keyed ``"common:<alias>"`` (check-level fields) or ``"kind:<alias>"`` (inside the kind)."""
+    from pydantic import BaseModel
+
+    from smokegate.suite.interpolate import references
+
+    def independent(value: Any) -> bool:
+        refs = {r.partition(":-")[0].strip() for r in references(value)}
+        return not refs & matrix_keys and "secretRef" not in str(value)
+
+    out: dict[str, Any] = {}
+    for alias, value in entry.items():
+        if alias in ("matrix", "name", kind) or not isinstance(value, dict):
+            continue
+        field = _field_for_alias(type(model), alias)
+        sub = getattr(model, field, None) if field else None
+        if isinstance(sub, BaseModel) and independent(value):
+            out[f"common:{alias}"] = sub
+    block = entry.get(kind) if kind else None
+    spec = getattr(model, kind, None) if kind else None
+    if isinstance(block, dict) and spec is not None:
+        for alias, value in block.items():
+            field = _field_for_alias(type(spec), alias)
+            sub = getattr(spec, field, None) if field else None
+            if isinstance(sub, BaseModel) and isinstance(value, dict) and independent(value):
+                out[f"kind:{alias}"] = sub
+    return out
+
+
+def _field_for_alias(model_cls: Any, alias: str) -> str | None:
+    for name, info in model_cls.model_fields.items():
+        if (info.alias or name) == alias:
+            return name
+    return None
+
+
+def _with_reused(
+    instance: dict[str, Any], kind: str | None, reuse: dict[str, Any]
+) -> dict[str, Any]:
+    out = dict(instance)
+    for key, sub in reuse.items():
+        where, _, alias = key.partition(":")
+        if where == "common":
+            out[alias] = sub
+        elif kind and isinstance(out.get(kind), dict):
+            out[kind] = {**out[kind], alias: sub}
+    return out
 
 
 def _matrix(

@@ -355,9 +355,7 @@ async def run(spec: HttpSpec, ctx: CheckContext) -> Outcome:
     except hc.NameResolutionError as exc:
         raise CheckFailed(f"DNS: cannot resolve {host}: {exc}", kind=ErrorKind.DNS) from None
     except hc.ConnectError as exc:
-        raise CheckFailed(
-            f"cannot connect to {prep.netloc}: {exc}", kind=ErrorKind.CONNECTION_REFUSED
-        ) from None
+        raise CheckFailed(str(exc), kind=ErrorKind.CONNECTION_REFUSED) from None
     except hc.TLSError as exc:
         raise CheckFailed(f"TLS: {exc}", kind=ErrorKind.TLS) from None
     except hc.HttpTimeout as exc:

@@ -6,9 +6,12 @@ Writing is best-effort per report: one unwritable path does not lose the others.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from smokegate.engine.results import RunResult
 from smokegate.errors import UsageError
@@ -46,12 +49,39 @@ def render(fmt: str, run: RunResult) -> str:
     return importlib.import_module(FORMATS[fmt]).render(run)
 
 
+def redacted(run: RunResult, redactor: Redactor) -> RunResult:
+    """A copy of ``run`` with every secret scrubbed from every string, *before* rendering:
+    escaping (HTML ``&lt;``, JSON ``\\"``) would otherwise change a secret so that scrubbing
+    the rendered text no longer finds it."""
+    if not redactor:
+        return run
+    return _scrub(run, redactor)
+
+
+def _scrub(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _scrub(getattr(value, f.name), redactor) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, dict):
+        return {_scrub(k, redactor): _scrub(v, redactor) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v, redactor) for v in value)
+    return value
+
+
 def write_reports(run: RunResult, targets: list[ReportTarget], redactor: Redactor) -> list[str]:
     """Write each report; returns error messages for the ones that could not be written."""
     errors = []
+    clean = redacted(run, redactor)
     for t in targets:
         try:
-            text = redactor.redact(render(t.format, run))
+            text = redactor.redact(render(t.format, clean))
             p = Path(t.path)
             if p.parent and not p.parent.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -59,4 +89,6 @@ def write_reports(run: RunResult, targets: list[ReportTarget], redactor: Redacto
                 fh.write(text)
         except OSError as exc:
             errors.append(f"cannot write {t.format} report to {t.path}: {exc}")
+        except Exception as exc:  # a reporter bug must not cost the other reports
+            errors.append(f"cannot render {t.format} report: {type(exc).__name__}: {exc}")
     return errors

@@ -23,8 +23,13 @@ class CliResult:
         return self.out + self.err
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = None,
-            timeout: float = 120, stdin: str | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> CliResult:
     """Run the real ``smokegate`` entry point in a subprocess (as a user would)."""
     import os
 
@@ -33,14 +38,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: str | Path | Non
     if env:
         full_env.update(env)
     proc = subprocess.run(
-        [sys.executable, "-m", "smokegate", *args], capture_output=True, text=True,
-        env=full_env, cwd=cwd, timeout=timeout, input=stdin,
+        [sys.executable, "-m", "smokegate", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        input=stdin,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
-def write_suite(directory: Path, checks_yaml: str, *, name: str = "t", extra_spec: str = "",
-                filename: str = "suite.yaml") -> Path:
+def write_suite(
+    directory: Path,
+    checks_yaml: str,
+    *,
+    name: str = "t",
+    extra_spec: str = "",
+    filename: str = "suite.yaml",
+) -> Path:
     """Write a suite file whose ``spec.checks`` is ``checks_yaml`` (indented for you)."""
     body = textwrap.indent(textwrap.dedent(checks_yaml).strip("\n"), "    ")
     spec_extra = textwrap.indent(textwrap.dedent(extra_spec).strip("\n"), "  ")
@@ -48,7 +64,9 @@ def write_suite(directory: Path, checks_yaml: str, *, name: str = "t", extra_spe
         "apiVersion: smokegate.io/v1\nkind: Suite\n"
         f"metadata: {{name: {name}}}\nspec:\n"
         + (spec_extra + "\n" if spec_extra else "")
-        + "  checks:\n" + body + "\n"
+        + "  checks:\n"
+        + body
+        + "\n"
     )
     path = directory / filename
     path.write_text(text)

@@ -45,7 +45,28 @@ def _add_suite_args(p: argparse.ArgumentParser, *, suites_required: bool = True)
     )
 
 
-def _add_selection_args(p: argparse.ArgumentParser) -> None:
+def _duration(text: str) -> float:
+    from smokegate.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30s, 10m): {exc}")
+
+
+def _add_kube_args(p: argparse.ArgumentParser, *, namespace_help: str) -> None:
+    g = p.add_argument_group("kubernetes (like kubectl)")
+    g.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else the pod's "
+        "service account when running in a pod)",
+    )
+    g.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
+    g.add_argument("-n", "--namespace", metavar="NS", help=namespace_help)
+
+
+def _add_selection_args(p: argparse.ArgumentParser, *, with_list: bool = True) -> None:
     g = p.add_argument_group("selection")
     g.add_argument(
         "-k",
@@ -70,7 +91,10 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
         metavar="TAG",
         help="skip checks with this tag; repeatable",
     )
-    g.add_argument("--list", action="store_true", help="print the checks that would run, then exit")
+    if with_list:
+        g.add_argument(
+            "--list", action="store_true", help="print the checks that would run, then exit"
+        )
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -139,6 +163,74 @@ def build_parser() -> argparse.ArgumentParser:
     _add_suite_args(p)
     _add_selection_args(p)
     _add_run_args(p)
+    _add_kube_args(
+        p,
+        namespace_help="default namespace for `kube` checks and Secret references "
+        "(default: the context's). The cluster is contacted only if a suite needs it",
+    )
+
+    p = sub.add_parser(
+        "gate",
+        help="wait for a Flux HelmRelease, run suites against it, report back to Flux",
+        formatter_class=_Formatter,
+        description="The CI promotion gate for a Flux HelmRelease:\n"
+        "  1. wait until Flux has reconciled it (generation observed, Ready=True, at\n"
+        "     --revision if given, Flux's Helm tests finished), showing Flux's progress;\n"
+        "     fail at once (exit 3) on Stalled or a terminal Ready=False reason\n"
+        "     (InstallFailed, UpgradeFailed, RollbackSucceeded, …), or at --timeout;\n"
+        "  2. run the suites with ${release.name}, ${release.namespace}, ${release.revision},\n"
+        "     ${release.appVersion}, ${release.digest} set; Flux's Helm test results\n"
+        "     (spec.test.enable) are reported as helm-test/<hook> checks;\n"
+        "  3. record a Kubernetes Event on the HelmRelease (SmokeTestSucceeded/Failed) and,\n"
+        "     with --notify-flux, POST the result to Flux's notification-controller.\n"
+        "The default namespace of `kube` checks and Secret references is the release's\n"
+        "(spec.targetNamespace, else the HelmRelease's). Permissions needed: docs/rbac.md.",
+        epilog=EXIT_CODES + "\nexamples:\n"
+        "  smokegate gate helmrelease/podinfo -n apps suites/\n"
+        "  smokegate gate hr/podinfo -n apps --revision 6.6.2 --timeout 15m suites/podinfo.yaml\n"
+        "  smokegate gate apps/podinfo suites/ --report junit=out/junit.xml \\\n"
+        "      --notify-flux http://notification-controller.flux-system.svc.cluster.local./\n",
+    )
+    p.add_argument(
+        "target",
+        metavar="helmrelease/NAME",
+        help="the HelmRelease: helmrelease/NAME, hr/NAME, NAMESPACE/NAME or NAME",
+    )
+    _add_suite_args(p)
+    g = p.add_argument_group("gate")
+    g.add_argument(
+        "--revision",
+        metavar="REV",
+        help="wait for this chart version (status.history[0].chartVersion, as `flux get hr` "
+        "shows it); 6.6.1 also matches 6.6.1+<digest>",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="how long to wait for Flux (default: 10m)",
+    )
+    g.add_argument(
+        "--ignore-helm-tests",
+        action="store_true",
+        help="report failed Flux Helm tests (TestSuccess=False) without failing the gate",
+    )
+    g.add_argument(
+        "--notify-flux",
+        metavar="URL",
+        help="POST the result to Flux's notification-controller event endpoint, e.g. "
+        "http://notification-controller.flux-system.svc.cluster.local./ , so Flux "
+        "Alerts/Providers forward it",
+    )
+    g.add_argument(
+        "--no-event",
+        action="store_true",
+        help="do not record a Kubernetes Event on the HelmRelease",
+    )
+    _add_selection_args(p, with_list=False)
+    _add_run_args(p)
+    _add_kube_args(p, namespace_help="namespace of the HelmRelease (default: the context's)")
 
     p = sub.add_parser(
         "lint",

@@ -32,9 +32,11 @@ def execute_and_report(
     context: dict[str, Any] | None = None,
     kube_factory: Any = None,
     extra_results: list[Any] | None = None,
+    namespace: str | None = None,
 ) -> tuple[int, Any]:
     """Run a plan with the console reporter, write the requested reports, return the exit code
-    and the run. Shared by ``run``, ``demo`` and ``gate``."""
+    and the run. Shared by ``run``, ``demo`` and ``gate``. ``namespace``: the default for
+    ``kube`` checks (``-n``, or the release's under ``gate``)."""
     from smokegate.checks.base import CheckContext
     from smokegate.engine.runner import RunOptions, execute
     from smokegate.report import ReportTarget, parse_report_flag, write_reports
@@ -55,6 +57,7 @@ def execute_and_report(
         redactor=plan.redactor,
         resolve=parse_resolve_flags(args.resolve),
         kube_factory=kube_factory,
+        namespace=namespace,
         max_connections_per_origin=max(args.concurrency, 1),
     )
     run = run_async(
@@ -80,17 +83,93 @@ def execute_and_report(
     return (0 if run.ok else 1), run
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from smokegate.session import parse_vars, plan_run
+def _kube_options(args: argparse.Namespace) -> Any:
+    from smokegate.kube.client import KubeOptions
 
-    plan = plan_run(args.suites, cli_vars=parse_vars(args.var), selection=_selection(args))
+    return KubeOptions(args.kubeconfig, args.context, args.namespace)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from smokegate.kube.client import client_factory
+    from smokegate.session import parse_vars, plan_run_with_cluster
+
+    kube = _kube_options(args)
+    # The cluster is contacted only if a suite references a Secret (now) or runs a `kube`
+    # check (lazily, at its first use).
+    plan = plan_run_with_cluster(
+        args.suites,
+        kube_options=kube,
+        cli_vars=parse_vars(args.var),
+        selection=_selection(args),
+        default_namespace=args.namespace,
+    )
     if args.list:
         return _print_list(plan)
     if not plan.checks:
         print("smokegate: no checks selected", file=sys.stderr)
         return 2 if not _selection(args).empty else 0
-    code, _ = execute_and_report(plan, args)
+    code, _ = execute_and_report(
+        plan, args, kube_factory=client_factory(kube), namespace=args.namespace
+    )
     return code
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from smokegate.durations import format_duration
+    from smokegate.errors import UsageError
+    from smokegate.gate import GateRequest, run_gate
+    from smokegate.session import parse_vars
+
+    if args.notify_flux and not args.notify_flux.startswith(("http://", "https://")):
+        raise UsageError(f"--notify-flux {args.notify_flux!r}: must be an http:// or https:// URL")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    request = GateRequest(
+        target=args.target,
+        suites=args.suites,
+        kube=_kube_options(args),
+        revision=args.revision,
+        timeout=args.timeout,
+        ignore_helm_tests=args.ignore_helm_tests,
+        notify_url=args.notify_flux,
+        record_event=not args.no_event,
+        cli_vars=parse_vars(args.var),
+        selection=_selection(args),
+    )
+
+    def progress(message: str) -> None:
+        print(f"smokegate: {message}", file=sys.stderr, flush=True)
+
+    def execute(plan: Any, **kw: Any) -> tuple[int, Any]:
+        if kw.get("extra_results"):
+            _print_helm_tests(kw["extra_results"], args)
+        if not plan.checks and not kw.get("extra_results"):
+            print("smokegate: no checks selected", file=sys.stderr)
+            return (2 if not _selection(args).empty else 0), None
+        return execute_and_report(plan, args, **kw)
+
+    progress(
+        f"gate {args.target}"
+        + (f" at revision {args.revision}" if args.revision else "")
+        + f" (timeout {format_duration(args.timeout)})"
+    )
+    result = run_gate(request, execute=execute, progress=progress)
+    for note in result.notes:
+        progress(note)
+    return result.code
+
+
+def _print_helm_tests(results: list[Any], args: argparse.Namespace) -> None:
+    from rich.markup import escape
+
+    from smokegate.engine.results import Status
+    from smokegate.report.console import make_console
+
+    console = make_console(no_color=args.no_color)
+    icon = {Status.PASSED: "✓", Status.FAILED: "✗", Status.SKIPPED: "-", Status.ERROR: "!"}
+    console.print("[bold]Helm tests run by Flux[/bold]")
+    for r in results:
+        console.print(f"{icon[r.status]} {escape(r.id)} [dim]helm-test[/dim] — {escape(r.message)}")
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

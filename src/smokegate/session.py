@@ -93,3 +93,104 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+# --- Secrets referenced by suites ------------------------------------------------------------
+# Interpolation is synchronous and runs once per suite, so every Secret a suite references is
+# fetched first, in one batch, and handed to ``plan_run(secrets=...)``. Only suites that
+# reference a Secret ever cause a Kubernetes client to be created.
+
+
+def read_stdin_once(paths: Sequence[str], stdin_text: str | None = None) -> str | None:
+    """Suites are parsed twice when Secrets are involved (scan, then plan): read ``-`` once."""
+    import sys
+
+    if stdin_text is None and "-" in paths:
+        return sys.stdin.read()
+    return stdin_text
+
+
+def suite_secret_keys(
+    raws: Sequence[Any], default_namespace: str | None, context_namespace: str
+) -> dict[SecretKey, tuple[SecretKey, str]]:
+    """For every Secret reference in ``raws``: the key interpolation will look up -> (the key
+    to fetch, with its namespace resolved, and the suite file that uses it).
+
+    Namespace resolution mirrors ``Scope``: the reference's own namespace, else
+    ``default_namespace`` (``-n`` / the release's), else the suite's ``spec.release.namespace``,
+    else the kubeconfig context's namespace (stored under the namespace-less key)."""
+    from smokegate.suite.interpolate import secret_keys
+
+    wanted: dict[SecretKey, tuple[SecretKey, str]] = {}
+    for raw in raws:
+        release = raw.model.spec.release
+        suite_ns = default_namespace or (release.namespace if release else None)
+        for key in secret_keys(raw.doc.data):
+            if key.namespace:
+                lookup = fetch = key
+            elif suite_ns:
+                lookup = fetch = SecretKey(suite_ns, key.name, key.key)
+            else:
+                lookup, fetch = key, SecretKey(context_namespace, key.name, key.key)
+            wanted.setdefault(lookup, (fetch, raw.doc.file))
+    return wanted
+
+
+async def fetch_suite_secrets(
+    client: Any, raws: Sequence[Any], default_namespace: str | None
+) -> dict[SecretKey, str]:
+    """Fetch what ``raws`` reference. Missing Secrets/keys raise ``SuiteError`` (exit 2, every
+    problem listed); API failures raise ``ClusterError`` naming the Secret and the reason."""
+    from smokegate.errors import ClusterError, Problem, SuiteError
+    from smokegate.kube.client import KubeError
+    from smokegate.kube.secrets import fetch_secrets
+
+    wanted = suite_secret_keys(raws, default_namespace, client.namespace)
+    if not wanted:
+        return {}
+    try:
+        values, problems = await fetch_secrets(client, {fetch for fetch, _ in wanted.values()})
+    except KubeError as exc:
+        raise ClusterError(str(exc)) from None
+    if problems:
+        files = {fetch: file for fetch, file in wanted.values()}
+        raise SuiteError([Problem(files[p.key], None, None, str(p)) for p in problems])
+    return {lookup: values[fetch] for lookup, (fetch, _) in wanted.items()}
+
+
+def plan_run_with_cluster(
+    paths: Sequence[str],
+    *,
+    kube_options: Any,
+    cli_vars: Mapping[str, str] | None = None,
+    selection: Selection | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    default_namespace: str | None = None,
+    stdin_text: str | None = None,
+) -> RunPlan:
+    """``plan_run`` for suites that may reference Secrets: scan, fetch them (connecting to the
+    cluster only if some suite does), then plan. ``kube_options`` is a ``KubeOptions``."""
+    stdin_text = read_stdin_once(paths, stdin_text)
+    raws = parse_suites(paths, stdin_text=stdin_text)
+    secrets: dict[SecretKey, str] = {}
+    if any(suite_secret_keys(raws, default_namespace, "")):
+        from smokegate.kube.client import KubeClient
+
+        client = KubeClient.from_options(kube_options)
+
+        async def fetch() -> dict[SecretKey, str]:
+            try:
+                return await fetch_suite_secrets(client, raws, default_namespace)
+            finally:
+                await client.close()
+
+        secrets = run_async(fetch())
+    return plan_run(
+        paths,
+        cli_vars=cli_vars,
+        selection=selection,
+        release_vars=release_vars,
+        secrets=secrets,
+        default_namespace=default_namespace,
+        stdin_text=stdin_text,
+    )

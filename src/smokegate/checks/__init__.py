@@ -35,6 +35,7 @@ KINDS: dict[str, Kind] = {
         Kind("dns", "smokegate.checks.dns"),
         Kind("tls", "smokegate.checks.tls"),
         Kind("exec", "smokegate.checks.exec"),
+        Kind("kube", "smokegate.checks.kube"),
     )
 }
 

@@ -218,25 +218,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
         scope.values.update(options.release_vars)
     if spec.release and spec.release.namespace and scope.default_namespace is None:
         scope.default_namespace = spec.release.namespace
-    raw_vars = doc.data["spec"].get("vars", {}) or {}
-    for name, value in raw_vars.items():
-        path = ("spec", "vars", name)
-        if name in options.cli_vars:
-            scope.values[name] = options.cli_vars[name]
-            continue
-        secret = isinstance(value, dict) and bool(value.get("secret"))
-        if isinstance(value, dict) and "value" in value:
-            value, path = value["value"], (*path, "value")
-        try:
-            scope.values[name] = scope.expand(value, path)
-        except UnresolvedVariable as exc:
-            problems.append(doc.problem(exc.path, exc.message))
-            continue
-        if secret:
-            scope.secret_names.add(name)
-            scope.redactor.add(str(scope.values[name]))
-    for name, value in options.cli_vars.items():
-        scope.values.setdefault(name, value)
+    _define_vars(doc, scope, doc.data["spec"].get("vars", {}) or {}, options.cli_vars, problems)
 
     checks: list[PlannedCheck] = []
     names: dict[str, tuple[int, int] | None] = {}
@@ -311,6 +293,43 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
     _resolve_needs(raw, checks, templates, problems)
     release = spec.release.model_dump(by_alias=True) if spec.release else None
     return Suite(raw.name, doc.file, checks, release, raw.model.metadata.labels)
+
+
+def _define_vars(
+    doc: Document, scope: Scope, raw_vars: dict[str, Any], cli_vars: Mapping[str, str],
+    problems: list[Problem],
+) -> None:
+    """Suite vars may refer to each other in any order (``base: http://${host}:${port}``) and
+    to ``--var`` values, which override suite values; resolve in dependency order."""
+    scope.values.update(cli_vars)
+    pending: dict[str, tuple[Any, Path]] = {}
+    for name, value in raw_vars.items():
+        path: Path = ("spec", "vars", name)
+        secret = isinstance(value, dict) and bool(value.get("secret"))
+        if isinstance(value, dict) and "value" in value:
+            value, path = value["value"], (*path, "value")
+        if secret:
+            scope.secret_names.add(name)
+        if name in cli_vars:
+            continue
+        pending[name] = (value, path)
+    while pending:
+        progressed = False
+        errors: list[UnresolvedVariable] = []
+        for name, (value, path) in list(pending.items()):
+            try:
+                scope.values[name] = scope.expand(value, path)
+            except UnresolvedVariable as exc:
+                errors.append(exc)
+                continue
+            del pending[name]
+            progressed = True
+        if not progressed:
+            problems.extend(doc.problem(e.path, e.message) for e in errors)
+            return
+    for name in scope.secret_names:
+        if name in scope.values:
+            scope.redactor.add(str(scope.values[name]))
 
 
 def _reusable_blocks(

@@ -8,6 +8,7 @@ costs two dict lookups here instead of ``urlsplit`` plus string building.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
@@ -66,9 +67,12 @@ def parse_url(url: str) -> Target:
     return target
 
 
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _parse(url: str) -> Target:
     # Control characters would let a URL inject headers into the request head.
-    if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise InvalidURL("URL contains whitespace or control characters", url)
     try:
         parts = urlsplit(url)

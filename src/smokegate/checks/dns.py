@@ -320,3 +320,5 @@ def _zone_text(response: Any) -> str:
 
 
 SPEC = DnsSpec
+# Imported by the engine before the run starts (see engine.runner._run_fns).
+PRELOAD = ("dns.asyncquery", "dns.asyncresolver", "dns.message", "dns.rdatatype", "dns.rcode")

@@ -463,3 +463,5 @@ def _first_schema_error(schema: dict[str, Any], data: Any) -> str | None:
 
 
 SPEC = HttpSpec
+# Imported by the engine before the run starts (see engine.runner._run_fns).
+PRELOAD = ("smokegate.httpclient", "orjson")

@@ -348,3 +348,5 @@ def _dns_match(pattern: str, name: str) -> bool:
 
 
 SPEC = TlsSpec
+# Imported by the engine before the run starts (see engine.runner._run_fns).
+PRELOAD = ("cryptography.x509",)

@@ -8,6 +8,7 @@ worker pool, no logging, one result object per check and one attempt record per 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 import uuid
 from collections import deque
@@ -52,7 +53,16 @@ class _Null:
 
 
 def _run_fns(checks: Sequence[PlannedCheck]) -> dict[str, RunFn]:
-    return {kind: KINDS[kind].load().run for kind in {c.kind for c in checks}}
+    """Each kind's ``run``, with the modules it names in ``PRELOAD`` imported now: an import
+    inside the first attempt would block the loop and inflate every concurrent check's
+    latency (a 60 ms cryptography import can fail an unrelated `latency: {max: 50ms}`)."""
+    fns = {}
+    for kind in {c.kind for c in checks}:
+        module = KINDS[kind].load()
+        for name in getattr(module, "PRELOAD", ()):
+            importlib.import_module(name)
+        fns[kind] = module.run
+    return fns
 
 
 async def attempt_loop(

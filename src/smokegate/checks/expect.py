@@ -33,7 +33,7 @@ OPERATORS = frozenset(
         "type",
     }
 )
-_TYPES = {
+_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
     "number": (int, float),
     "integer": int,

@@ -154,7 +154,8 @@ class _Dns(asyncio.DatagramProtocol):
 
 
 def _port(server: asyncio.AbstractServer) -> int:
-    return int(server.sockets[0].getsockname()[1])
+    # asyncio.start_server returns an asyncio.Server, which has `sockets`.
+    return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
 def _make_certs(directory: Path) -> tuple[Path, Path, Path]:

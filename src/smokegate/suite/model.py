@@ -148,7 +148,7 @@ def kind_models() -> dict[str, type[CheckCommon]]:
     models: dict[str, type[CheckCommon]] = {}
     for kind in available_kinds():
         spec_cls = kind.load().SPEC
-        model = create_model(
+        model = create_model(  # type: ignore[call-overload]
             f"{kind.name.capitalize()}Check",
             __base__=CheckCommon,
             __doc__=spec_cls.__doc__,
@@ -176,7 +176,7 @@ def check_adapter() -> Any:
     from pydantic import TypeAdapter
 
     members = tuple(Annotated[m, Tag(k)] for k, m in kind_models().items())
-    union = Annotated[Union[members], Discriminator(kind_of)]  # noqa: UP007
+    union = Annotated[Union[members], Discriminator(kind_of)]  # type: ignore[valid-type]  # noqa: UP007
     return TypeAdapter(union)
 
 
@@ -216,7 +216,8 @@ def all_field_names() -> list[str]:
             for arg in _model_args(info.annotation):
                 visit(arg)
 
-    for m in (SuiteDoc, *kind_models().values()):
+    models: list[type[BaseModel]] = [SuiteDoc, *kind_models().values()]
+    for m in models:
         visit(m)
     return sorted(names)
 

@@ -19,7 +19,7 @@ exit codes:
   1  at least one check failed (or errored)
   2  usage or suite error: nothing ran
   3  the target never became ready (gate timeout or terminal Flux failure)
-  4  internal error
+  4  internal error, or the Kubernetes API refused or could not be reached
   130 interrupted (Ctrl-C); reports still hold what finished
 """
 
@@ -51,7 +51,9 @@ def _duration(text: str) -> float:
     try:
         return parse_duration(text)
     except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 30s, 10m): {exc}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
+        ) from None
 
 
 def _add_kube_args(p: argparse.ArgumentParser, *, namespace_help: str) -> None:

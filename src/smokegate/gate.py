@@ -1,0 +1,295 @@
+"""``smokegate gate``: the CI promotion gate for a Flux HelmRelease, as a library call.
+
+1. **Wait** until Flux has reconciled the release: ``generation == observedGeneration``,
+   ``Ready=True``, not ``Reconciling``, at ``revision`` when one is asked for, and with Flux's
+   Helm tests finished when ``spec.test.enable``. It is a watch (resourceVersion-based, resumed
+   after the API server ends a stream or answers 410 Gone), not a polling loop; every change of
+   the Ready message is shown. ``Stalled`` or a terminal ``Ready=False`` reason fails at once;
+   so does the timeout (both exit 3, with Flux's own reason and message).
+2. **Facts**: ``${release.name}``, ``${release.namespace}``, ``${release.revision}`` (chart
+   version), ``${release.appVersion}``, ``${release.digest}`` and a few more.
+3. **Flux's Helm tests**: each ``status.history[0].testHooks`` entry becomes a ``helm-test/<hook>``
+   result; a failed test fails the gate unless ``ignore_helm_tests``.
+4. **Run** the suites (Secrets they reference are read first; the default namespace of ``kube``
+   checks and Secret references is the release's namespace).
+5. **Report back** where Flux users look: a Kubernetes Event on the HelmRelease (reason
+   ``SmokeTestSucceeded``/``SmokeTestFailed``) and, with ``notify_url``, the same result POSTed
+   to Flux's notification-controller in its own event format.
+
+Each phase runs on its own event loop (the suite runner owns one), so each opens its own API
+connection; the kubeconfig is read once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from smokegate.durations import format_duration
+from smokegate.engine.select import Selection
+from smokegate.errors import ClusterError, GateTimeout, UsageError
+from smokegate.flux.helmrelease import ReleaseFacts, evaluate, helm_test_results, release_facts
+from smokegate.kube.client import HELMRELEASE, KubeClient, KubeError, KubeOptions
+
+# The API server ends a watch after this long; lightkube resumes it from the last version.
+WATCH_SERVER_TIMEOUT = 290
+_PREFIXES = ("helmreleases.helm.toolkit.fluxcd.io/", "helmrelease/", "helmreleases/", "hr/")
+
+
+class ReleaseFailed(GateTimeout):
+    """Flux reports a failure this revision will not recover from by waiting (exit 3)."""
+
+
+def parse_target(target: str, namespace: str | None) -> tuple[str | None, str]:
+    """``helmrelease/NAME``, ``hr/NAME``, ``NS/NAME``, ``hr/NS/NAME`` or ``NAME`` ->
+    (namespace or None, name). A namespace in the target must agree with ``-n``."""
+    text = target.strip()
+    for prefix in _PREFIXES:
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    else:
+        kind, sep, _ = text.partition("/")
+        if sep and "." in kind:
+            raise UsageError(
+                f"target {target!r}: only HelmReleases can be gated (helmrelease/NAME)"
+            )
+    parts = text.split("/")
+    if len(parts) == 1 and parts[0]:
+        return namespace, parts[0]
+    if len(parts) == 2 and all(parts):
+        ns, name = parts
+        if namespace and namespace != ns:
+            raise UsageError(f"target {target!r} is in namespace {ns!r} but -n says {namespace!r}")
+        return ns, name
+    raise UsageError(f"target {target!r}: use helmrelease/NAME, hr/NAME or NAMESPACE/NAME")
+
+
+@dataclass(slots=True)
+class GateRequest:
+    target: str
+    suites: Sequence[str]
+    kube: KubeOptions = field(default_factory=KubeOptions)
+    revision: str | None = None
+    timeout: float = 600.0
+    ignore_helm_tests: bool = False
+    notify_url: str | None = None
+    record_event: bool = True
+    cli_vars: dict[str, str] = field(default_factory=dict)
+    selection: Selection = field(default_factory=Selection)
+    stdin_text: str | None = None
+
+
+@dataclass(slots=True)
+class GateResult:
+    code: int
+    facts: ReleaseFacts
+    run: Any = None
+    helm_tests: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Report-back outcomes (the Event, the notification), for the user to read."""
+
+
+Progress = Callable[[str], None]
+Execute = Callable[..., tuple[int, Any]]
+
+
+# --- 1. wait -------------------------------------------------------------------------------
+
+
+async def wait_for_release(
+    client: KubeClient,
+    namespace: str,
+    name: str,
+    *,
+    revision: str | None,
+    timeout: float,
+    progress: Progress,
+    accept_test_failure: bool = True,
+) -> dict[str, Any]:
+    """The HelmRelease once Flux has reconciled it (see the module docstring). Raises
+    ``ReleaseFailed``/``GateTimeout`` (exit 3) or ``ClusterError`` (no access)."""
+    what = HELMRELEASE.describe(name, namespace)
+    last = ["not read yet"]
+
+    def check(hr: dict[str, Any] | None) -> dict[str, Any] | None:
+        if hr is None:
+            summary = "not found (yet): waiting for it to be created"
+            terminal = False
+        else:
+            state = evaluate(hr, revision, accept_test_failure=accept_test_failure)
+            if state.ready:
+                progress(f"{what} is ready: {state.summary}")
+                return hr
+            summary, terminal = state.summary, state.terminal
+        if terminal:
+            raise ReleaseFailed(f"{what} failed: {summary}")
+        if summary != last[0]:
+            last[0] = summary
+            progress(f"waiting for {what}: {summary}")
+        return None
+
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            # First read outside the retry loop: a wrong server, a bad token or a missing
+            # permission is a configuration error to report now, not a reason to wait.
+            hr = await _get(client, name, namespace, what)
+            failures = 0
+            while True:
+                done = check(hr)
+                if done is not None:
+                    return done
+                version = (hr or {}).get("metadata", {}).get("resourceVersion")
+                stream = client.watch(
+                    HELMRELEASE,
+                    name,
+                    namespace,
+                    resource_version=version,
+                    server_timeout=WATCH_SERVER_TIMEOUT,
+                )
+                try:
+                    async with contextlib.aclosing(stream):
+                        async for event, obj in stream:
+                            failures = 0
+                            done = check(None if event == "DELETED" else obj)
+                            if done is not None:
+                                return done
+                except KubeError as exc:
+                    if exc.code in (401, 403):
+                        raise ClusterError(
+                            f"{exc}: the gate needs get, list and watch on helmreleases"
+                            f".helm.toolkit.fluxcd.io in namespace {namespace!r} (see docs/rbac.md)"
+                        ) from None
+                    # 410 Gone (version too old) or a dropped connection: re-read, watch again.
+                    failures += 1
+                    await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+                hr = await _get(client, name, namespace, what, transient_ok=True) or hr
+    except TimeoutError:
+        waited = format_duration(time.monotonic() - started)
+        raise GateTimeout(f"{what} not ready after {waited} (--timeout): {last[0]}") from None
+
+
+async def _get(
+    client: KubeClient, name: str, namespace: str, what: str, *, transient_ok: bool = False
+) -> dict[str, Any] | None:
+    try:
+        return await client.get_or_none(HELMRELEASE, name, namespace)
+    except KubeError as exc:
+        if transient_ok and exc.code not in (401, 403):
+            return None
+        hint = ""
+        if exc.code in (401, 403):
+            hint = f" (the gate needs get, list and watch on helmreleases in {namespace!r})"
+        raise ClusterError(f"{exc}{hint}") from None
+
+
+# --- the whole flow ------------------------------------------------------------------------
+
+
+def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> GateResult:
+    """Wait, gather facts, run the suites through ``execute``, report back.
+
+    ``execute(plan, context=..., kube_factory=..., extra_results=..., namespace=...)`` runs a
+    plan and returns ``(exit_code, RunResult)`` (the CLI passes its reporting runner)."""
+    from smokegate.kube.client import effective_namespace, load_config
+    from smokegate.session import (
+        fetch_suite_secrets,
+        parse_suites,
+        plan_run,
+        read_stdin_once,
+        run_async,
+    )
+
+    # Everything that can be checked without the cluster is checked before a long wait.
+    ns_hint, name = parse_target(request.target, request.kube.namespace)
+    config = load_config(request.kube)
+    namespace = ns_hint or effective_namespace(config, request.kube)
+    stdin_text = read_stdin_once(request.suites, request.stdin_text)
+    raws = parse_suites(request.suites, stdin_text=stdin_text)
+
+    async def prepare() -> tuple[dict[str, Any], dict[Any, str]]:
+        client = KubeClient(config, namespace)
+        try:
+            hr = await wait_for_release(
+                client,
+                namespace,
+                name,
+                revision=request.revision,
+                timeout=request.timeout,
+                progress=progress,
+            )
+            secrets = await fetch_suite_secrets(client, raws, release_facts(hr).namespace)
+            return hr, secrets
+        finally:
+            await client.close()
+
+    hr, secrets = run_async(prepare())
+    facts = release_facts(hr)
+    helm_tests = helm_test_results(hr, ignore_failures=request.ignore_helm_tests)
+    plan = plan_run(
+        request.suites,
+        cli_vars=request.cli_vars,
+        selection=request.selection,
+        release_vars=facts.variables(),
+        secrets=secrets,
+        default_namespace=facts.namespace,
+        stdin_text=stdin_text,
+    )
+    code, run = execute(
+        plan,
+        context=facts.context(),
+        kube_factory=lambda: KubeClient(config, facts.namespace),
+        extra_results=helm_tests,
+        namespace=facts.namespace,
+    )
+    result = GateResult(code, facts, run, helm_tests)
+    if run is not None and code in (0, 1):
+        result.notes = run_async(
+            _report_back(config, namespace, hr, facts, run, request, plan.redactor)
+        )
+    return result
+
+
+# --- 5. report back ------------------------------------------------------------------------
+
+
+async def _report_back(
+    config: Any,
+    namespace: str,
+    hr: dict[str, Any],
+    facts: ReleaseFacts,
+    run: Any,
+    request: GateRequest,
+    redactor: Any,
+) -> list[str]:
+    """Record the Event and notify Flux; failures become notes, not a different exit code (the
+    suite's verdict stands; the note says what could not be reported and why)."""
+    from smokegate.flux.notify import NotifyError, build_event, outcome_of, post_event
+    from smokegate.kube.events import record_event
+
+    outcome = outcome_of(run, redactor)
+    what = HELMRELEASE.describe(facts.helm_release, namespace)
+    notes: list[str] = []
+    if request.record_event:
+        client = KubeClient(config, namespace)
+        try:
+            await record_event(
+                client, hr, reason=outcome.reason, message=outcome.message(), warning=not outcome.ok
+            )
+            notes.append(f"recorded Event {outcome.reason} on {what}")
+        except KubeError as exc:
+            notes.append(f"warning: could not record an Event on {what}: {exc}")
+        finally:
+            await client.close()
+    if request.notify_url:
+        try:
+            status = await post_event(request.notify_url, build_event(facts, outcome))
+            notes.append(f"notified Flux at {request.notify_url}: {status}")
+        except NotifyError as exc:
+            notes.append(f"warning: {exc}")
+    return notes

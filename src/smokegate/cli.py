@@ -142,6 +142,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from smokegate.discover_cli import add_discover_options, add_discover_parser
+
     parser = argparse.ArgumentParser(
         prog="smokegate",
         description="Verify Kubernetes deployments after they happen: declarative smoke suites, "
@@ -162,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  smokegate run suite.yaml -t smoke --report junit=out/junit.xml\n"
         "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n",
     )
-    _add_suite_args(p)
+    _add_suite_args(p, suites_required=False)
+    add_discover_options(p)
     _add_selection_args(p)
     _add_run_args(p)
     _add_kube_args(
@@ -198,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="helmrelease/NAME",
         help="the HelmRelease: helmrelease/NAME, hr/NAME, NAMESPACE/NAME or NAME",
     )
-    _add_suite_args(p)
+    _add_suite_args(p, suites_required=False)
+    add_discover_options(p, gate=True)
     g = p.add_argument_group("gate")
     g.add_argument(
         "--revision",
@@ -243,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_suite_args(p)
 
+    add_discover_parser(sub)
+
     p = sub.add_parser(
         "schema",
         help="print the suite JSON Schema (for editors)",
@@ -279,9 +285,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse with options and positionals in any order (``gate hr/x -n apps suite.yaml``).
+
+    argparse matches consecutive positionals greedily, so ``TARGET [SUITE...]`` split by options
+    loses the suites; ``parse_intermixed_args`` fixes that but refuses parsers with subcommands,
+    so the subcommand's own parser does the intermixed parse."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    subparsers = next(
+        (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
+    )
+    if subparsers is not None and argv and argv[0] in subparsers.choices:
+        args = subparsers.choices[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()
         return 2

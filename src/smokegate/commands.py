@@ -90,9 +90,11 @@ def _kube_options(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from smokegate.discover_cli import suites_with_discovery
     from smokegate.kube.client import client_factory
     from smokegate.session import parse_vars, plan_run_with_cluster
 
+    args.suites = suites_with_discovery(args)
     kube = _kube_options(args)
     # The cluster is contacted only if a suite references a Secret (now) or runs a `kube`
     # check (lazily, at its first use).
@@ -124,9 +126,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise UsageError(f"--notify-flux {args.notify_flux!r}: must be an http:// or https:// URL")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    from smokegate.discover_cli import gate_discover_request
+
+    discover = gate_discover_request(args)
+    if not args.suites and discover is None:
+        raise UsageError("give suite files or directories, or --discover")
     request = GateRequest(
         target=args.target,
         suites=args.suites,
+        discover=discover,
         kube=_kube_options(args),
         revision=args.revision,
         timeout=args.timeout,
@@ -201,3 +209,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from smokegate.demo import run_demo
 
     return run_demo(args)
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from smokegate.discover_cli import cmd_discover as discover
+
+    return discover(args)

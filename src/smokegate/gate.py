@@ -82,6 +82,8 @@ class GateRequest:
     cli_vars: dict[str, str] = field(default_factory=dict)
     selection: Selection = field(default_factory=Selection)
     stdin_text: str | None = None
+    discover: Any = None
+    """A ``DiscoverRequest`` for ``gate --discover``: derived checks join the suites."""
 
 
 @dataclass(slots=True)
@@ -210,9 +212,9 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
     config = load_config(request.kube)
     namespace = ns_hint or effective_namespace(config, request.kube)
     stdin_text = read_stdin_once(request.suites, request.stdin_text)
-    raws = parse_suites(request.suites, stdin_text=stdin_text)
+    raws = parse_suites(request.suites, stdin_text=stdin_text) if request.suites else []
 
-    async def prepare() -> tuple[dict[str, Any], dict[Any, str]]:
+    async def prepare() -> tuple[dict[str, Any], dict[Any, str], Any]:
         client = KubeClient(config, namespace)
         try:
             hr = await wait_for_release(
@@ -224,15 +226,26 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
                 progress=progress,
             )
             secrets = await fetch_suite_secrets(client, raws, release_facts(hr).namespace)
-            return hr, secrets
+            discovery = None
+            if request.discover is not None:
+                # After the wait, so the release Secret read is the new revision's.
+                from smokegate.discover_cli import discover_from_helmrelease
+
+                discovery = await discover_from_helmrelease(client, hr, request.discover)
+            return hr, secrets, discovery
         finally:
             await client.close()
 
-    hr, secrets = run_async(prepare())
+    hr, secrets, discovery = run_async(prepare())
+    paths = list(request.suites)
+    if discovery is not None:
+        from smokegate.discover_cli import merged_suite_paths
+
+        paths = merged_suite_paths(request.suites, discovery, stdin_text=stdin_text)
     facts = release_facts(hr)
     helm_tests = helm_test_results(hr, ignore_failures=request.ignore_helm_tests)
     plan = plan_run(
-        request.suites,
+        paths,
         cli_vars=request.cli_vars,
         selection=request.selection,
         release_vars=facts.variables(),

@@ -223,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report failed Flux Helm tests (TestSuccess=False) without failing the gate",
     )
     g.add_argument(
+        "--helm-tests",
+        choices=("flux", "run"),
+        default="flux",
+        help="flux: report the Helm tests Flux ran (spec.test.enable); run: also run the "
+        "chart's test hooks when Flux did not (see docs/helm-test.md)",
+    )
+    g.add_argument(
         "--notify-flux",
         metavar="URL",
         help="POST the result to Flux's notification-controller event endpoint, e.g. "
@@ -282,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the demo writes its HTML, JUnit and JSON reports "
         "(default: ./smokegate-demo-reports)",
     )
+    from smokegate.helmtest.cli import add_helm_test_parser
+
+    add_helm_test_parser(sub)
     return parser
 
 
@@ -312,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from smokegate.errors import SmokegateError
 
     try:
-        return int(getattr(commands, f"cmd_{args.command}")(args))
+        return int(getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args))
     except SmokegateError as exc:
         print(
             f"smokegate: {exc}" if not hasattr(exc, "problems") else _problems(exc), file=sys.stderr

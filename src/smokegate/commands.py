@@ -135,6 +135,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         target=args.target,
         suites=args.suites,
         discover=discover,
+        helm_tests=args.helm_tests,
         kube=_kube_options(args),
         revision=args.revision,
         timeout=args.timeout,
@@ -175,7 +176,7 @@ def _print_helm_tests(results: list[Any], args: argparse.Namespace) -> None:
 
     console = make_console(no_color=args.no_color)
     icon = {Status.PASSED: "✓", Status.FAILED: "✗", Status.SKIPPED: "-", Status.ERROR: "!"}
-    console.print("[bold]Helm tests run by Flux[/bold]")
+    console.print("[bold]Helm tests[/bold]")
     for r in results:
         console.print(f"{icon[r.status]} {escape(r.id)} [dim]helm-test[/dim] — {escape(r.message)}")
 
@@ -215,3 +216,9 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from smokegate.discover_cli import cmd_discover as discover
 
     return discover(args)
+
+
+def cmd_helm_test(args: argparse.Namespace) -> int:
+    from smokegate.helmtest.cli import cmd_helm_test as helm_test
+
+    return helm_test(args)

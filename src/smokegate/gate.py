@@ -83,6 +83,8 @@ class GateRequest:
     selection: Selection = field(default_factory=Selection)
     stdin_text: str | None = None
     discover: Any = None
+    helm_tests: str = "flux"
+    """``run``: run the chart's test hooks when Flux did not (``flux``: report Flux's only)."""
     """A ``DiscoverRequest`` for ``gate --discover``: derived checks join the suites."""
 
 
@@ -244,6 +246,14 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
         paths = merged_suite_paths(request.suites, discovery, stdin_text=stdin_text)
     facts = release_facts(hr)
     helm_tests = helm_test_results(hr, ignore_failures=request.ignore_helm_tests)
+    if request.helm_tests == "run":
+        from smokegate.helmtest.flux import flux_ran_tests, run_for_gate
+
+        if not flux_ran_tests(hr):
+            progress(f"Flux did not run {facts.name}'s Helm tests: running them")
+            helm_tests = run_for_gate(
+                config, hr, ignore_failures=request.ignore_helm_tests, progress=progress
+            )
     plan = plan_run(
         paths,
         cli_vars=request.cli_vars,

@@ -35,7 +35,12 @@ KINDS: dict[str, Kind] = {
         Kind("dns", "smokegate.checks.dns"),
         Kind("tls", "smokegate.checks.tls"),
         Kind("exec", "smokegate.checks.exec"),
+        Kind("postgres", "smokegate.checks.postgres", extra="postgres", requires=("psycopg",)),
+        Kind("mysql", "smokegate.checks.mysql", extra="mysql", requires=("aiomysql",)),
+        Kind("redis", "smokegate.checks.redis", extra="redis", requires=("redis",)),
+        Kind("grpc", "smokegate.checks.grpc", extra="grpc", requires=("grpc", "grpc_health")),
         Kind("kube", "smokegate.checks.kube"),
+        Kind("helmTest", "smokegate.checks.helmtest"),
     )
 }
 

@@ -1,0 +1,282 @@
+"""``grpc``: the standard gRPC health check, ``grpc.health.v1.Health/Check``, and its status.
+
+    - name: payments-grpc
+      grpc:
+        target: payments.shop.svc:50051
+        service: payments.v1.Payments      # "" (default) asks about the server as a whole
+        tls: {ca: certs/internal-ca.pem}   # or `tls: true` for the system CAs; default plaintext
+        metadata:
+          authorization: "Bearer ${secret:payments-smoke/token}"
+        deadline: 3s
+        expect:
+          status: SERVING
+
+Driver: grpcio's asyncio API with the health stubs from grpcio-health-checking (the ``grpc``
+extra), both maintained by the gRPC project. Each attempt gets its own channel with its own
+subchannel pool, so a retry reconnects instead of reusing a connection in backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from smokegate.checks.base import (
+    CheckContext,
+    CheckFailed,
+    ErrorKind,
+    LocalPath,
+    Mismatch,
+    Outcome,
+    Spec,
+    failed,
+    passed,
+)
+from smokegate.checks.postgres import failure, scrub
+from smokegate.suite.model import Duration
+
+# gRPC core logs every failed TLS handshake at INFO on stderr, garbling the console report of a
+# failure this check already reports. Core reads this once, when grpc is first imported (by
+# PRELOAD, after this module is loaded): ERROR keeps real core errors visible, and a
+# GRPC_VERBOSITY the user set wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+ServingStatus = Literal["SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN"]
+
+# Metadata keys whose values are credentials: registered with the redactor.
+_CREDENTIAL_KEY = re.compile(r"auth|token|key|secret|password|cookie", re.IGNORECASE)
+
+
+class GrpcTls(Spec):
+    ca: LocalPath | None = None
+    """CA bundle (file path or PEM text) to verify the server; default: gRPC's bundled roots."""
+    cert: LocalPath | None = None
+    """Client certificate for mutual TLS (file path or PEM text)."""
+    key: LocalPath | None = None
+    """Private key for `cert` (file path or PEM text)."""
+    server_name: str | None = None
+    """Name to verify in the server certificate (and send as SNI/authority) when it differs
+    from the target's host, e.g. when `target` is an IP address."""
+
+
+class GrpcExpect(Spec):
+    status: ServingStatus = "SERVING"
+    """The serving status the health service must report."""
+
+
+class GrpcSpec(Spec):
+    """Ask a gRPC server's health service about itself or one of its services."""
+
+    target: str
+    """`host:port` (`[::1]:50051` for IPv6)."""
+    service: str = ""
+    """Service name to ask about; "" (default) is the server's overall health."""
+    tls: bool | GrpcTls = False
+    """`false` (default): plaintext; `true`: TLS with gRPC's bundled roots; or `{ca, cert, key,
+    serverName}`."""
+    metadata: dict[str, str] = Field(default_factory=dict)
+    """Request headers (`authorization: Bearer …`); credential-looking values are redacted."""
+    deadline: Duration | None = None
+    """RPC deadline, connection included (default: the check's attempt timeout)."""
+    expect: GrpcExpect = Field(default_factory=GrpcExpect)
+
+    @field_validator("target")
+    @classmethod
+    def _target_valid(cls, v: str) -> str:
+        split_target(v)
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[0-9a-z_.\-]+", key):
+                raise ValueError(f"metadata key {key!r}: use lowercase letters, digits, _ . -")
+        return v
+
+
+def split_target(target: str) -> tuple[str, int]:
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^\s:/\[\]]+):(\d+)", target)
+    if not m:
+        raise ValueError(f"target {target!r} must be host:port (or [ipv6]:port)")
+    host, port = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"target {target!r}: port must be 1-65535")
+    return host, int(port)
+
+
+def _pem(value: str | None, what: str) -> bytes | None:
+    if not value:
+        return None
+    if "-----BEGIN" in value:
+        return value.encode()
+    try:
+        return Path(value).read_bytes()
+    except OSError as exc:
+        raise CheckFailed(
+            f"tls.{what}: cannot read {value}: {exc.strerror}", kind=ErrorKind.CONFIG
+        ) from None
+
+
+# What UNAVAILABLE's details say, in gRPC core's words (first match wins).
+_UNAVAILABLE = tuple(
+    (kind, re.compile(rx, re.IGNORECASE))
+    for kind, rx in (
+        (
+            ErrorKind.DNS,
+            r"DNS resolution failed|errors resolving|lookup failed|Domain name not found"
+            r"|name resolution|not known",
+        ),
+        (ErrorKind.TLS, r"handshake|\bSSL|\bTLS|certificate|tsi_|TSI"),
+        (ErrorKind.CONNECTION_REFUSED, r"Connection refused|No route to host|unreachable"),
+        (ErrorKind.TIMEOUT, r"timed out|timeout|Deadline"),
+    )
+)
+
+
+def _grpc() -> Any:
+    import grpc
+
+    return grpc
+
+
+def _core_details(details: str) -> str:
+    """gRPC core wraps the one useful reason in boilerplate; keep the reason."""
+    details = re.sub(
+        r"^failed to connect to all addresses; last error: [A-Z_]+: (?:ipv[46]:\S+: )?",
+        "",
+        details.strip(),
+    )
+    return re.sub(r": OK$", "", details)
+
+
+def _failure(code: Any, details: str, target: str, service: str) -> CheckFailed:
+    grpc = _grpc()
+
+    what = f"service {service!r}" if service else "the server"
+    reason = f"{code.name}: {details}" if details else code.name
+    if code == grpc.StatusCode.UNAVAILABLE:
+        kind = next((k for k, rx in _UNAVAILABLE if rx.search(details)), None)
+        if kind is None and re.search(r"Socket closed|Connection reset|EOF", details):
+            kind = ErrorKind.PROTOCOL
+            reason += " (plaintext to a TLS port, or TLS to a plaintext one?)"
+        kind = kind or ErrorKind.CONNECTION_REFUSED
+        subject, expected = {
+            ErrorKind.DNS: ("host", "a resolvable name"),
+            ErrorKind.TLS: ("tls", "a verified TLS session"),
+            ErrorKind.TIMEOUT: ("connect", "an answer"),
+            ErrorKind.PROTOCOL: ("connection", "an HTTP/2 gRPC session"),
+        }.get(kind, ("connection", "a server accepting connections"))
+        return failure(kind, f"cannot reach {target}: {reason}", subject, expected, reason)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return failure(
+            ErrorKind.TIMEOUT,
+            f"health check of {target} timed out: {reason}",
+            "deadline",
+            "an answer",
+            reason,
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return failure(
+            ErrorKind.AUTH,
+            f"authentication failed at {target}: {reason}",
+            "authentication",
+            "credentials accepted",
+            reason,
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return failure(
+            ErrorKind.FORBIDDEN,
+            f"permission denied at {target}: {reason}",
+            "access",
+            "allowed",
+            reason,
+        )
+    if code == grpc.StatusCode.NOT_FOUND:
+        return failure(
+            ErrorKind.NOT_FOUND,
+            f"the health service of {target} does not know {what}",
+            "service",
+            f"{service!r} registered with the health service",
+            "unknown service (NOT_FOUND)",
+        )
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return failure(
+            ErrorKind.PROTOCOL,
+            f"{target} does not implement grpc.health.v1.Health (register the health service)",
+            "health service",
+            "grpc.health.v1.Health implemented",
+            reason,
+        )
+    return failure(ErrorKind.PROTOCOL, f"health check failed: {reason}", "rpc", "OK", reason)
+
+
+def _channel(spec: GrpcSpec) -> Any:
+    grpc = _grpc()
+
+    options: list[tuple[str, Any]] = [
+        ("grpc.primary_user_agent", "smokegate"),
+        ("grpc.use_local_subchannel_pool", 1),
+        ("grpc.enable_retries", 0),  # the engine owns retries and reports each attempt
+    ]
+    if spec.tls is False:
+        return grpc.aio.insecure_channel(spec.target, options=options)
+    tls = spec.tls if isinstance(spec.tls, GrpcTls) else GrpcTls()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_pem(tls.ca, "ca"),
+        private_key=_pem(tls.key, "key") if tls.cert else None,
+        certificate_chain=_pem(tls.cert, "cert"),
+    )
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+        options.append(("grpc.default_authority", tls.server_name))
+    return grpc.aio.secure_channel(spec.target, credentials, options=options)
+
+
+async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
+    grpc = _grpc()
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    for key, value in spec.metadata.items():
+        if _CREDENTIAL_KEY.search(key):
+            ctx.redactor.add(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                ctx.redactor.add(token)
+    target = spec.target
+    started = time.perf_counter()
+    channel = _channel(spec)
+    try:
+        response = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=spec.service),
+            timeout=spec.deadline,
+            metadata=tuple(spec.metadata.items()) or None,
+            wait_for_ready=False,  # fail fast on a refused connection instead of waiting
+        )
+    except grpc.aio.AioRpcError as exc:
+        details = scrub(_core_details(exc.details() or ""), ctx)
+        raise _failure(exc.code(), details, target, spec.service) from None
+    finally:
+        await channel.close()
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    info = {
+        "target": target,
+        "service": spec.service,
+        "status": status,
+        "tls": spec.tls is not False,
+        "latency": round(time.perf_counter() - started, 6),
+    }
+    if status != spec.expect.status:
+        what = f"service {spec.service!r}" if spec.service else "server"
+        return failed([Mismatch(f"{what} status", spec.expect.status, status)], details=info)
+    return passed(details=info)
+
+
+SPEC = GrpcSpec
+# Imported by the engine before the run starts (see engine.runner._run_fns).
+PRELOAD = ("grpc", "grpc_health.v1.health_pb2_grpc")

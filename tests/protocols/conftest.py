@@ -1,0 +1,215 @@
+"""Real servers for the protocol check tests, one per session, and a runner that drives the real
+CLI with every report format.
+
+PostgreSQL, MariaDB and Redis come from Debian packages (a missing package is an error naming
+the apt-get command, never a skip); the gRPC health server runs in this process. Passwords are
+unique per run and contain characters that must be percent-encoded in URLs, so every test
+also exercises the encoded forms.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import CliResult, free_port, run_cli, write_suite
+from tests.servers.grpc_health import GrpcHealthServer
+from tests.servers.mariadb import MariaDBServer
+from tests.servers.postgres import PostgresServer
+from tests.servers.redis import RedisServer
+
+REPORTS = {
+    "json": "report.json",
+    "junit": "junit.xml",
+    "markdown": "report.md",
+    "html": "report.html",
+}
+
+
+# A host name every resolver rejects before sending a query (a label longer than 63 octets):
+# DNS failures are tested without any traffic leaving the machine.
+UNRESOLVABLE = "a" * 64 + ".invalid"
+
+
+def unique_password(prefix: str) -> str:
+    # '@', ':' and '/' must be percent-encoded in a DSN: the encoded form must not leak either.
+    return f"{prefix}-{uuid.uuid4().hex}-p@ss:w/rd"
+
+
+@dataclass
+class Certs:
+    ca: Path  # the CA that signed the servers' certificate
+    other_ca: Path  # a CA that did not: verification against it fails
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    import trustme
+
+    d = tmp_path_factory.mktemp("certs")
+    ca, other = trustme.CA(), trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(d / "server.crt")
+    server.private_key_pem.write_to_path(d / "server.key")
+    ca.cert_pem.write_to_path(d / "ca.pem")
+    other.cert_pem.write_to_path(d / "other-ca.pem")
+    (d / "server.key").chmod(0o600)
+    return Certs(d / "ca.pem", d / "other-ca.pem", d / "server.crt", d / "server.key")
+
+
+@pytest.fixture(scope="session")
+def postgres(certs: Certs) -> Iterator[PostgresServer]:
+    with PostgresServer(
+        password=unique_password("pg"), tls_cert=certs.cert, tls_key=certs.key
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb(certs: Certs) -> Iterator[MariaDBServer]:
+    with MariaDBServer(
+        password=unique_password("my"), tls_cert=certs.cert, tls_key=certs.key, tls_ca=certs.ca
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_plain() -> Iterator[MariaDBServer]:
+    """A MariaDB without TLS: `sslmode: require` must refuse it before logging in."""
+    with MariaDBServer(password=unique_password("myplain")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis(certs: Certs) -> Iterator[RedisServer]:
+    with RedisServer(
+        password=unique_password("rd"), tls_cert=certs.cert, tls_key=certs.key, tls_ca=certs.ca
+    ) as server:
+        yield server
+
+
+GRPC_TOKEN_PREFIX = "tok"
+
+
+@pytest.fixture(scope="session")
+def grpc_server() -> Iterator[GrpcHealthServer]:
+    services = {"shop.Orders": "SERVING", "shop.Billing": "NOT_SERVING"}
+    with GrpcHealthServer(services=services) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def grpc_tls_server(certs: Certs) -> Iterator[GrpcHealthServer]:
+    with GrpcHealthServer(tls_cert=certs.cert, tls_key=certs.key) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def grpc_token() -> str:
+    return f"{GRPC_TOKEN_PREFIX}-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def grpc_auth_server(grpc_token: str) -> Iterator[GrpcHealthServer]:
+    # echo_token: the server quotes the token it got in its error, like careless servers do.
+    with GrpcHealthServer(token=grpc_token, echo_token=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dead_port() -> int:
+    """A loopback port nothing listens on: connecting is refused."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts TCP (the kernel completes the handshake into the backlog)
+    but never reads or answers: a hung server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield s.getsockname()[1]
+
+
+@dataclass
+class Run:
+    cli: CliResult
+    report: dict[str, Any]
+    outputs: dict[str, str]  # console (stdout+stderr) and every report file, by format
+
+    def result(self, name: str) -> dict[str, Any]:
+        for r in self.report["results"]:
+            if r["name"] == name:
+                return r
+        raise KeyError(
+            f"no result named {name!r}; have {[r['name'] for r in self.report['results']]}"
+        )
+
+    def everything(self) -> str:
+        return "\n".join(self.outputs.values())
+
+
+SuiteRunner = Callable[..., Run]
+
+
+def run_with_reports(suite: Path, out: Path, env: dict[str, str] | None = None) -> Run:
+    """``smokegate run SUITE`` with the console and all four file reports written to ``out``."""
+    flags: list[str] = []
+    for fmt, name in REPORTS.items():
+        flags += ["--report", f"{fmt}={out / name}"]
+    cli = run_cli("run", str(suite), "-v", *flags, env=env, timeout=180)
+    outputs = {"console": cli.out + cli.err}
+    for fmt, name in REPORTS.items():
+        path = out / name
+        assert path.exists(), f"{fmt} report not written (exit {cli.code}):\n{cli.text}"
+        outputs[fmt] = path.read_text()
+    return Run(cli, json.loads(outputs["json"]), outputs)
+
+
+@pytest.fixture(scope="module")
+def run_suite(tmp_path_factory: pytest.TempPathFactory) -> SuiteRunner:
+    """``run_suite(checks_yaml, extra_spec=…)``: write the suite, run it with every report, and
+    return the exit code, the JSON report and every output."""
+
+    def run(checks_yaml: str, *, extra_spec: str = "", env: dict[str, str] | None = None) -> Run:
+        d = tmp_path_factory.mktemp("suite")
+        return run_with_reports(write_suite(d, checks_yaml, extra_spec=extra_spec), d / "out", env)
+
+    return run
+
+
+def assert_failed(run: Run, name: str, kind: str) -> dict[str, Any]:
+    """The named check failed with ``kind``, with evidence, and every report says so."""
+    import xml.etree.ElementTree as ET
+
+    r = run.result(name)
+    assert r["status"] == "failed", r
+    assert r["errorKind"] == kind, r
+    assert r["evidence"], f"no evidence for {name}: {r}"
+    cases = {tc.get("name"): tc for tc in ET.fromstring(run.outputs["junit"]).iter("testcase")}
+    failure = cases[name].find("failure")
+    assert failure is not None and failure.get("type") == kind, ET.tostring(cases[name])
+    # Markdown and HTML escape text differently; compare what a reader sees.
+    md = [html.unescape(line) for line in run.outputs["markdown"].splitlines()]
+    assert any(r["id"] in line and kind in line for line in md), f"{kind} not shown for {name}"
+    console = [line for line in run.outputs["console"].splitlines() if r["id"] in line]
+    assert any(f"[{kind}]" in line for line in console), console
+    page = html.unescape(run.outputs["html"])
+    assert r["id"] in page and kind in page
+    return r
+
+
+def evidence(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Evidence as subject -> (expected, actual)."""
+    return {m["subject"]: (m["expected"], m["actual"]) for m in result["evidence"]}

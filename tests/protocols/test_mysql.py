@@ -1,0 +1,220 @@
+"""The ``mysql`` kind against a real MariaDB (Debian's server, TLS on), through the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.protocols.conftest import (
+    UNRESOLVABLE,
+    Certs,
+    Run,
+    SuiteRunner,
+    assert_failed,
+    evidence,
+)
+from tests.servers.mariadb import MariaDBServer
+
+
+def _conn(db: MariaDBServer, **extra: object) -> str:
+    fields = {"host": "127.0.0.1", "port": db.port, "user": db.user, "database": db.database}
+    fields |= extra
+    body = ", ".join(f"{k}: {v}" for k, v in fields.items())
+    return "{" + body + ', password: "${pw}"}'
+
+
+async def _user_without_grants(db: MariaDBServer) -> None:
+    """An account with no privileges, with the same password as the admin one."""
+    import aiomysql
+
+    conn = await aiomysql.connect(
+        host=db.host, port=db.port, user=db.user, password=db.password, autocommit=True
+    )
+    try:
+        cur = await conn.cursor()
+        create = "CREATE OR REPLACE USER 'smoke_limited'@'%%' IDENTIFIED BY %s"
+        await cur.execute(create, (db.password,))
+    finally:
+        conn.close()
+
+
+def _vars(db: MariaDBServer) -> str:
+    return f"""
+    vars:
+      pw: {{value: "{db.password}", secret: true}}
+    """
+
+
+@pytest.fixture(scope="module")
+def passing(run_suite: SuiteRunner, mariadb: MariaDBServer, certs: Certs) -> Run:
+    db = mariadb
+    return run_suite(
+        f"""
+        - name: select-1
+          mysql: {_conn(db)}
+        - name: dsn-and-values
+          mysql:
+            dsn: "{db.dsn()}"
+            query: "SELECT 1 AS n, 'item-1' AS label, 1.5 AS price, NULL AS note
+                    UNION ALL SELECT 2, 'item-2', 3.0, 'x'"
+            expect:
+              rows: 2
+              firstRow: [1, item-1, 1.5, null]
+              columns: {{label: {{regex: "^item-"}}, price: {{lt: 2}}, note: null}}
+        - name: server-warnings-are-kept
+          mysql:
+            dsn: "{db.dsn()}"
+            query: SELECT 1/0 AS x
+            expect: {{columns: {{x: null}}}}
+        - name: tls-verify-full
+          mysql: {_conn(db, ca=certs.ca)}
+        - name: tls-required-unverified
+          mysql: {_conn(db, sslmode="require")}
+        - name: write-when-allowed
+          mysql:
+            dsn: "{db.dsn()}"
+            query: CREATE TABLE IF NOT EXISTS smoke_heartbeat (at TIMESTAMP)
+            readOnly: false
+        """,
+        extra_spec=_vars(db),
+    )
+
+
+def test_passing_suite_exits_0(passing: Run) -> None:
+    assert passing.cli.code == 0, passing.cli.text
+    assert {r["status"] for r in passing.report["results"]} == {"passed"}
+
+
+def test_select_1_is_the_default_query(passing: Run) -> None:
+    r = passing.result("select-1")
+    assert r["details"]["rows"] == 1
+    assert "MariaDB" in r["details"]["server"]
+
+
+def test_row_count_first_row_and_column_matchers(passing: Run) -> None:
+    assert passing.result("dsn-and-values")["details"]["columns"] == [
+        "n",
+        "label",
+        "price",
+        "note",
+    ]
+
+
+def test_server_warnings_are_evidence_not_stderr(passing: Run) -> None:
+    r = passing.result("server-warnings-are-kept")
+    assert any("Division by 0" in w for w in r["details"]["warnings"])
+    assert "Warning" not in passing.cli.err
+
+
+def test_tls(passing: Run) -> None:
+    assert passing.result("tls-verify-full")["details"]["tls"] is True
+    assert passing.result("tls-required-unverified")["details"]["tls"] is True
+
+
+@pytest.fixture(scope="module")
+def failing(
+    run_suite: SuiteRunner,
+    mariadb: MariaDBServer,
+    mariadb_plain: MariaDBServer,
+    certs: Certs,
+    dead_port: int,
+    silent_port: int,
+) -> Run:
+    db = mariadb
+    asyncio.run(_user_without_grants(db))
+    return run_suite(
+        f"""
+        - name: wrong-expectation
+          mysql:
+            dsn: "{db.dsn()}"
+            query: "SELECT 1 AS n, 'item-1' AS label UNION ALL SELECT 2, 'item-2'"
+            expect:
+              rows: {{gte: 5}}
+              firstRow: [1, item-2]
+              columns: {{label: {{regex: "^sku-"}}, n: {{gt: 10}}}}
+        - name: wrong-password
+          mysql: {{host: 127.0.0.1, port: {db.port}, user: {db.user}, password: not-it}}
+        - name: server-down
+          mysql: {{host: 127.0.0.1, port: {dead_port}, user: smoke, password: x}}
+        - name: hung-server
+          mysql: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x,
+                   connectTimeout: 1s}}
+        - name: hung-server-attempt-timeout
+          timeout: 1s
+          mysql: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x}}
+        - name: tls-wrong-ca
+          mysql: {_conn(db, ca=certs.other_ca)}
+        - name: tls-required-but-not-offered
+          mysql: {{dsn: "{mariadb_plain.dsn()}?ssl-mode=REQUIRED"}}
+        - name: dns-failure
+          mysql: {{host: {UNRESOLVABLE}, user: smoke, password: x, connectTimeout: 5s}}
+        - name: query-error
+          mysql: {{dsn: "{db.dsn()}", query: SELECT * FROM no_such_table}}
+        - name: write-in-read-only
+          mysql: {{dsn: "{db.dsn()}", query: CREATE TABLE never_made (a INT)}}
+        - name: unknown-database
+          mysql: {_conn(db, database="no_such_db")}
+        - name: no-grant-on-database
+          mysql: {_conn(db, user="smoke_limited")}
+        """,
+        extra_spec=_vars(db),
+    )
+
+
+def test_failing_suite_exits_1(failing: Run) -> None:
+    assert failing.cli.code == 1, failing.cli.text
+    assert {r["status"] for r in failing.report["results"]} == {"failed"}
+
+
+def test_wrong_expectation_reports_every_mismatch(failing: Run) -> None:
+    r = assert_failed(failing, "wrong-expectation", "expectation")
+    ev = evidence(r)
+    assert ev["rows"] == ("≥ 5", "2")
+    assert ev["first row [1] (label)"] == ('"item-2"', '"item-1"')
+    assert ev["column label"] == ("matching /^sku-/", '"item-1"')
+    assert ev["column n"] == ("> 10", "1")
+
+
+def test_wrong_password_is_auth(failing: Run) -> None:
+    r = assert_failed(failing, "wrong-password", "auth")
+    assert "Access denied" in r["message"]
+
+
+def test_server_down_is_connection_refused(failing: Run) -> None:
+    r = assert_failed(failing, "server-down", "connection_refused")
+    assert "Connection refused" in r["message"]
+
+
+def test_hung_server_is_timeout(failing: Run) -> None:
+    r = assert_failed(failing, "hung-server", "timeout")
+    assert evidence(r)["connect"] == ("an answer within 1.00s", "no answer")
+    assert failing.result("hung-server-attempt-timeout")["errorKind"] == "timeout"
+
+
+def test_tls_failures(failing: Run) -> None:
+    r = assert_failed(failing, "tls-wrong-ca", "tls")
+    assert "CERTIFICATE_VERIFY_FAILED" in r["message"]
+    r = assert_failed(failing, "tls-required-but-not-offered", "tls")
+    assert "does not support TLS" in r["message"]
+
+
+def test_dns_failure(failing: Run) -> None:
+    r = assert_failed(failing, "dns-failure", "dns")
+    assert "invalid host name" in r["message"]
+
+
+def test_query_errors(failing: Run) -> None:
+    r = assert_failed(failing, "query-error", "query")
+    assert evidence(r)["query"][1].startswith("1146:")
+    r = assert_failed(failing, "write-in-read-only", "query")
+    assert "readOnly: false" in r["message"]
+
+
+def test_unknown_database(failing: Run) -> None:
+    assert_failed(failing, "unknown-database", "not_found")
+
+
+def test_no_grant_on_the_database_is_forbidden(failing: Run) -> None:
+    r = assert_failed(failing, "no-grant-on-database", "forbidden")
+    assert "Access denied" in r["message"]

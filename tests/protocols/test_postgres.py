@@ -1,0 +1,226 @@
+"""The ``postgres`` kind against a real PostgreSQL (Debian's server, TLS on), through the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.protocols.conftest import (
+    UNRESOLVABLE,
+    Certs,
+    Run,
+    SuiteRunner,
+    assert_failed,
+    evidence,
+)
+from tests.servers.postgres import PostgresServer
+
+
+def _conn(pg: PostgresServer, **extra: object) -> str:
+    """Flow-style fields for a check against ``pg`` (password from the secret var)."""
+    fields = {"host": "127.0.0.1", "port": pg.port, "user": pg.user, "database": pg.database}
+    fields |= extra
+    body = ", ".join(f"{k}: {v}" for k, v in fields.items())
+    return "{" + body + ', password: "${pw}"}'
+
+
+async def _limited_role(pg: PostgresServer) -> None:
+    """A login role without privileges, with the same password as the admin one."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(pg.dsn(), autocommit=True) as admin:
+        await admin.execute("DROP ROLE IF EXISTS smoke_limited")
+        await admin.execute(
+            psycopg.sql.SQL("CREATE ROLE smoke_limited LOGIN PASSWORD {}").format(pg.password)
+        )
+
+
+def _vars(pg: PostgresServer, certs: Certs) -> str:
+    ca_pem = certs.ca.read_text().replace("\n", "\\n")
+    return f"""
+    vars:
+      pw: {{value: "{pg.password}", secret: true}}
+      ca_pem: "{ca_pem}"
+    """
+
+
+@pytest.fixture(scope="module")
+def passing(run_suite: SuiteRunner, postgres: PostgresServer, certs: Certs) -> Run:
+    pg = postgres
+    return run_suite(
+        f"""
+        - name: select-1
+          postgres: {_conn(pg)}
+        - name: dsn-and-values
+          postgres:
+            dsn: "{pg.dsn()}"
+            query: "SELECT g AS n, 'item-' || g AS label, g * 1.5 AS price
+                    FROM generate_series(1, 3) g ORDER BY g"
+            expect:
+              rows: {{gte: 3}}
+              firstRow: [1, item-1, 1.5]
+              columns: {{label: {{regex: "^item-"}}, price: {{lt: 2}}, n: 1}}
+        - name: tls-verify-full
+          postgres: {_conn(pg, ca=certs.ca)}
+        - name: tls-ca-as-pem-text
+          postgres: {_conn(pg, sslmode="verify-ca", ca='"${ca_pem}"')}
+        - name: write-when-allowed
+          postgres:
+            dsn: "{pg.dsn()}"
+            query: CREATE TABLE IF NOT EXISTS smoke_heartbeat (at timestamptz DEFAULT now())
+            readOnly: false
+        """,
+        extra_spec=_vars(pg, certs),
+    )
+
+
+def test_passing_suite_exits_0(passing: Run) -> None:
+    assert passing.cli.code == 0, passing.cli.text
+    assert {r["status"] for r in passing.report["results"]} == {"passed"}
+
+
+def test_select_1_is_the_default_query(passing: Run) -> None:
+    r = passing.result("select-1")
+    assert r["details"]["rows"] == 1
+    assert r["details"]["server"].startswith(("15", "16", "17", "18"))
+    assert r["errorKind"] is None and r["evidence"] == []
+
+
+def test_row_count_first_row_and_column_matchers(passing: Run) -> None:
+    r = passing.result("dsn-and-values")
+    assert r["details"]["rows"] == 3
+    assert r["details"]["columns"] == ["n", "label", "price"]
+
+
+def test_tls_verified_against_the_ca(passing: Run) -> None:
+    assert passing.result("tls-verify-full")["details"]["tls"] is True
+    assert passing.result("tls-ca-as-pem-text")["details"]["tls"] is True
+
+
+@pytest.fixture(scope="module")
+def failing(
+    run_suite: SuiteRunner,
+    postgres: PostgresServer,
+    certs: Certs,
+    dead_port: int,
+    silent_port: int,
+) -> Run:
+    pg = postgres
+    asyncio.run(_limited_role(pg))
+    return run_suite(
+        f"""
+        - name: wrong-expectation
+          postgres:
+            dsn: "{pg.dsn()}"
+            query: "SELECT g AS n, 'item-' || g AS label FROM generate_series(1, 3) g ORDER BY g"
+            expect:
+              rows: {{gte: 5}}
+              firstRow: [1, item-2]
+              columns: {{label: {{regex: "^sku-"}}, n: {{gt: 10}}, missing: 1}}
+        - name: no-rows
+          postgres:
+            dsn: "{pg.dsn()}"
+            query: SELECT 1 AS n WHERE false
+            expect: {{columns: {{n: 1}}}}
+        - name: wrong-password
+          postgres: {{host: 127.0.0.1, port: {pg.port}, user: {pg.user}, password: not-it}}
+        - name: server-down
+          postgres: {{host: 127.0.0.1, port: {dead_port}, user: smoke, password: x}}
+        - name: hung-server
+          postgres: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x,
+                      connectTimeout: 1s}}
+        - name: hung-server-attempt-timeout
+          timeout: 1s
+          postgres: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x}}
+        - name: tls-wrong-ca
+          postgres: {_conn(pg, ca=certs.other_ca)}
+        - name: tls-verify-without-ca
+          postgres: {_conn(pg, sslmode="verify-full")}
+        - name: dns-failure
+          postgres: {{host: {UNRESOLVABLE}, user: smoke, password: x, connectTimeout: 5s}}
+        - name: query-error
+          postgres: {{dsn: "{pg.dsn()}", query: SELECT * FROM no_such_table}}
+        - name: write-in-read-only
+          postgres: {{dsn: "{pg.dsn()}", query: CREATE TABLE never_made (a int)}}
+        - name: unknown-database
+          postgres: {_conn(pg, database="no_such_db")}
+        - name: missing-privilege
+          postgres: {_conn(pg, user="smoke_limited", query="SELECT * FROM pg_authid")}
+        - name: malformed-dsn
+          postgres: {{dsn: "postgresql//smoke@127.0.0.1/postgres"}}
+        - name: bad-port-in-dsn
+          postgres: {{dsn: "host=127.0.0.1 port=notaport"}}
+        """,
+        extra_spec=_vars(pg, certs),
+    )
+
+
+def test_failing_suite_exits_1(failing: Run) -> None:
+    assert failing.cli.code == 1, failing.cli.text
+    assert {r["status"] for r in failing.report["results"]} == {"failed"}
+
+
+def test_wrong_expectation_reports_every_mismatch(failing: Run) -> None:
+    r = assert_failed(failing, "wrong-expectation", "expectation")
+    ev = evidence(r)
+    assert ev["rows"] == ("≥ 5", "3")
+    assert ev["first row [1] (label)"] == ('"item-2"', '"item-1"')
+    assert ev["column label"] == ("matching /^sku-/", '"item-1"')
+    assert ev["column n"] == ("> 10", "1")
+    assert ev["column missing"][0] == "present"
+    assert "label=" in r["snippet"]
+
+
+def test_values_need_a_row(failing: Run) -> None:
+    r = assert_failed(failing, "no-rows", "expectation")
+    assert evidence(r)["rows"][1] == "0"
+
+
+def test_wrong_password_is_auth(failing: Run) -> None:
+    r = assert_failed(failing, "wrong-password", "auth")
+    assert "password authentication failed" in r["message"]
+    assert "authentication" in evidence(r)
+
+
+def test_server_down_is_connection_refused(failing: Run) -> None:
+    r = assert_failed(failing, "server-down", "connection_refused")
+    assert "refused" in r["message"].lower()
+
+
+def test_hung_server_is_timeout(failing: Run) -> None:
+    r = assert_failed(failing, "hung-server", "timeout")
+    assert evidence(r)["connect"] == ("an answer within 1.00s", "no answer")
+    assert failing.result("hung-server-attempt-timeout")["errorKind"] == "timeout"
+
+
+def test_tls_failures(failing: Run) -> None:
+    r = assert_failed(failing, "tls-wrong-ca", "tls")
+    assert "certificate verify failed" in r["message"]
+    r = assert_failed(failing, "tls-verify-without-ca", "tls")
+    assert "give `ca`" in r["message"]
+
+
+def test_dns_failure(failing: Run) -> None:
+    r = assert_failed(failing, "dns-failure", "dns")
+    assert "invalid host name" in r["message"]
+
+
+def test_query_errors(failing: Run) -> None:
+    r = assert_failed(failing, "query-error", "query")
+    assert evidence(r)["query"][1].startswith("42P01:")
+    r = assert_failed(failing, "write-in-read-only", "query")
+    assert "readOnly: false" in r["message"]
+
+
+def test_unknown_database_and_bad_dsn(failing: Run) -> None:
+    assert_failed(failing, "unknown-database", "not_found")
+    r = assert_failed(failing, "malformed-dsn", "config")
+    assert "invalid dsn" in r["message"]
+    r = assert_failed(failing, "bad-port-in-dsn", "config")
+    assert 'invalid integer value "notaport"' in r["message"]
+
+
+def test_missing_privilege_is_forbidden(failing: Run) -> None:
+    r = assert_failed(failing, "missing-privilege", "forbidden")
+    assert "permission denied" in r["message"]

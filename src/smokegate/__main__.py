@@ -1,3 +1,3 @@
-from smokegate.cli import main
+from smokegate.cli import entry
 
-raise SystemExit(main())
+entry()

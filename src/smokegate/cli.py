@@ -350,5 +350,23 @@ def _problems(exc: BaseException) -> str:
     return "\n".join([head, *(f"  {p}" for p in problems)])
 
 
+def entry() -> None:
+    """Console-script entry: run, flush, and leave without tearing down every object.
+
+    Interpreter teardown of a large run (every result, spec and model freed one by one) takes
+    longer than some whole runs; the OS reclaims the memory at once. atexit handlers (temporary
+    files) and buffered output are handled first, so nothing is lost."""
+    import atexit
+
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

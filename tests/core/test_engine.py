@@ -28,13 +28,15 @@ from tests.helpers import run_cli, write_suite
 def probe() -> Iterator[None]:
     """Register the engine-test kind `probe` (tests/core/probe_kind.py) for one test."""
     KINDS["probe"] = Kind("probe", "tests.core.probe_kind")
-    model.kind_models.cache_clear()
+    model.kind_names.cache_clear()
+    model.kind_model.cache_clear()
     model.check_adapter.cache_clear()
     probe_kind.calls.clear()
     probe_kind.peak = 0
     yield
     del KINDS["probe"]
-    model.kind_models.cache_clear()
+    model.kind_names.cache_clear()
+    model.kind_model.cache_clear()
     model.check_adapter.cache_clear()
 
 

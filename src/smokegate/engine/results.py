@@ -98,7 +98,7 @@ class SuiteInfo:
     release: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class RunResult:
     run_id: str
     started_at: float
@@ -112,6 +112,12 @@ class RunResult:
     @property
     def duration(self) -> float:
         return max(0.0, self.finished_at - self.started_at)
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio reprs a finished task's result in places (Python 3.11's
+        # runner does so at every exit via signal.getsignal), and a full dataclass repr of
+        # 10,000 results costs ~100 ms each time.
+        return f"RunResult(run_id={self.run_id!r}, results={len(self.results)}, ok={self.ok})"
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}

@@ -19,8 +19,8 @@ from smokegate.suite.model import (
     CheckCommon,
     RetryPolicy,
     SuiteDoc,
-    check_adapter,
-    kind_models,
+    kind_model,
+    kind_names,
     kind_of,
 )
 from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
@@ -159,7 +159,7 @@ def _problems_from(
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        if tagged and loc and loc[0] in kind_models():
+        if tagged and loc and loc[0] in kind_names():
             loc = loc[1:]  # drop the union tag pydantic puts first
         etype = err["type"]
         path = (*prefix, *loc)
@@ -171,7 +171,7 @@ def _problems_from(
             message = f"missing required field {loc[-1]!r}"
             path = path[:-1]
         elif etype in ("union_tag_not_found", "union_tag_invalid"):
-            kinds = ", ".join(kind_models())
+            kinds = ", ".join(kind_names())
             message = f"a check needs exactly one kind key ({kinds})"
         else:
             msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -232,7 +232,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             problems.append(doc.problem(path, "a check must be a mapping"))
             continue
         kind = kind_of(entry)
-        present = [k for k in entry if k in kind_models()]
+        present = [k for k in entry if k in kind_names()]
         if len(present) > 1:
             problems.append(
                 doc.problem(
@@ -276,9 +276,15 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                 label = ",".join(f"{k}={v}" for k, v in combo.items())
                 expanded["name"] = f"{template_name}[{label}]"
             try:
-                model: CheckCommon = check_adapter().validate_python(expanded, context=context)
+                if kind is None:
+                    kinds = ", ".join(kind_names())
+                    problems.append(
+                        doc.problem(path, f"a check needs exactly one kind key ({kinds})")
+                    )
+                    break
+                model: CheckCommon = kind_model(kind).model_validate(expanded, context=context)
             except ValidationError as exc:
-                problems.extend(_problems_from(exc, doc, path, tagged=True))
+                problems.extend(_problems_from(exc, doc, path))
                 break
             if combo and reuse is None:
                 reuse = _reusable_blocks(entry, kind, model, set(combo))
@@ -296,7 +302,10 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
 
 
 def _define_vars(
-    doc: Document, scope: Scope, raw_vars: dict[str, Any], cli_vars: Mapping[str, str],
+    doc: Document,
+    scope: Scope,
+    raw_vars: dict[str, Any],
+    cli_vars: Mapping[str, str],
     problems: list[Problem],
 ) -> None:
     """Suite vars may refer to each other in any order (``base: http://${host}:${port}``) and

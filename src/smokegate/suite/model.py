@@ -141,31 +141,44 @@ class SuiteDoc(Model):
 
 
 @functools.cache
-def kind_models() -> dict[str, type[CheckCommon]]:
-    """One model per registered kind: the common fields plus the kind's spec under its key."""
+def kind_names() -> tuple[str, ...]:
+    """Registered kinds installed here, in registry order (no module is imported)."""
     from smokegate.checks import available_kinds
 
-    models: dict[str, type[CheckCommon]] = {}
-    for kind in available_kinds():
-        spec_cls = kind.load().SPEC
-        model = create_model(  # type: ignore[call-overload]
-            f"{kind.name.capitalize()}Check",
-            __base__=CheckCommon,
-            __doc__=spec_cls.__doc__,
-            **{kind.name: (spec_cls, Field(alias=kind.name))},
-        )
-        models[kind.name] = model
-    return models
+    return tuple(k.name for k in available_kinds())
+
+
+@functools.cache
+def kind_model(name: str) -> type[CheckCommon]:
+    """The model of one kind: the common fields plus the kind's spec under its key.
+
+    Built on first use only: a suite of `http` checks never pays for building the other
+    kinds' validators (a noticeable share of a short run's start-up)."""
+    from smokegate.checks import KINDS
+
+    spec_cls = KINDS[name].load().SPEC
+    model: type[CheckCommon] = create_model(  # type: ignore[call-overload]
+        f"{name[0].upper()}{name[1:]}Check",
+        __base__=CheckCommon,
+        __doc__=spec_cls.__doc__,
+        **{name: (spec_cls, Field(alias=name))},
+    )
+    return model
+
+
+def kind_models() -> dict[str, type[CheckCommon]]:
+    """Every kind's model (for the JSON Schema and field-name hints)."""
+    return {name: kind_model(name) for name in kind_names()}
 
 
 def kind_of(entry: Any) -> str | None:
     """The kind key present in a raw check entry (first one, in registry order)."""
     if isinstance(entry, dict):
-        for name in kind_models():
+        for name in kind_names():
             if name in entry:
                 return name
     elif isinstance(entry, BaseModel):
-        for name in kind_models():
+        for name in kind_names():
             if getattr(entry, name, None) is not None:
                 return name
     return None

@@ -31,6 +31,9 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
+# Screenshots and other evidence tests leave for people to look at (e.g. the dashboard).
+export SMOKEGATE_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
+
 test: $(VENV)/.dev deps kube-env lint
 	$(BIN)/pytest -q
 

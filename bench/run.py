@@ -55,8 +55,12 @@ class Measurement:
         return None if self.cpu is None else self.cpu / self.checks * 1e6
 
 
-def timed(cmd: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None,
-          ) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def timed(
+    cmd: list[str] | str,
+    *,
+    shell: bool = False,
+    env: dict[str, str] | None = None,
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Wall and CPU (user+sys of the child processes) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -88,8 +92,10 @@ spec:
     wall, cpu, proc = timed([exe, "run", str(suite), "-c", str(conc), "-q", "--no-color"])
     passed = re.search(r"PASSED (\d+) passed", proc.stdout)
     if proc.returncode != 0 or not passed or int(passed.group(1)) != n:
-        raise SystemExit(f"smokegate run failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
-                         f"\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"smokegate run failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
+            f"\n{proc.stderr[-2000:]}"
+        )
     return Measurement("smokegate", wall, cpu, n, f"{passed.group(1)} passed")
 
 
@@ -97,7 +103,7 @@ def bench_wrk(url: str, n: int, conc: int) -> Measurement:
     wrk = shutil.which("wrk")
     if not wrk:
         raise SystemExit("wrk not found: run `make deps`")
-    wall, cpu, proc = timed([wrk, "-t2", f"-c{conc}", "-d3s", url])
+    _wall, cpu, proc = timed([wrk, "-t2", f"-c{conc}", "-d3s", url])
     m = re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout)
     if not m:
         raise SystemExit(f"cannot parse wrk output:\n{proc.stdout}")
@@ -111,8 +117,10 @@ def bench_curl(url: str, n: int, conc: int) -> Measurement:
     if not shutil.which("curl"):
         raise SystemExit("curl not found: run `make deps`")
     # What a CI script does: one curl per check, fail on HTTP errors, grep the JSON field.
-    cmd = (f"seq {n} | xargs -P {conc} -I{{}} sh -c "
-           f"'curl -sf \"{url}?i={{}}\" | grep -q \"\\\"status\\\":\\\"ok\\\"\" || echo FAIL'")
+    cmd = (
+        f"seq {n} | xargs -P {conc} -I{{}} sh -c "
+        f'\'curl -sf "{url}?i={{}}" | grep -q "\\"status\\":\\"ok\\"" || echo FAIL\''
+    )
     wall, cpu, proc = timed(cmd, shell=True)
     fails = proc.stdout.count("FAIL")
     if fails:
@@ -137,9 +145,16 @@ modules:
     from tests.helpers import free_port
 
     port = free_port()
-    proc = subprocess.Popen([exe, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}",
-                             "--log.level=error"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            exe,
+            f"--config.file={cfg}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         probe = f"http://127.0.0.1:{port}/probe?module=http_json&target={url}"
         asyncio.run(_wait_http(f"http://127.0.0.1:{port}/"))
@@ -207,15 +222,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checks", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=100)
-    ap.add_argument("--skip", action="append", default=[], choices=["curl", "blackbox"],
-                    help="leave out a slow peer (ratios for it are then not printed)")
+    ap.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["curl", "blackbox"],
+        help="leave out a slow peer (ratios for it are then not printed)",
+    )
     args = ap.parse_args()
     n, conc = args.checks, args.concurrency
     with tempfile.TemporaryDirectory(prefix="smokegate-bench-") as tmp, NginxServer() as nginx:
         work = Path(tmp)
         url = f"{nginx.url}/json"
-        print(f"target: {url}  checks: {n}  concurrency: {conc}  cores: {os.cpu_count()}",
-              flush=True)
+        print(
+            f"target: {url}  checks: {n}  concurrency: {conc}  cores: {os.cpu_count()}", flush=True
+        )
         results = {"smokegate": bench_smokegate(url, n, conc, work)}
         results["wrk"] = bench_wrk(url, n, conc)
         if "curl" not in args.skip:

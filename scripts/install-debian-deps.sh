@@ -13,11 +13,13 @@ wanted=(
   /usr/bin/wrk:wrk
   /usr/bin/curl:curl
   /usr/bin/prometheus-blackbox-exporter:prometheus-blackbox-exporter
+  /usr/bin/chromium:chromium
+  /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
 )
 missing=()
 for item in "${wanted[@]}"; do
   bin=${item%%:*}; pkg=${item#*:}
-  [ -x "$bin" ] || missing+=("$pkg")
+  [ -e "$bin" ] || missing+=("$pkg")
 done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -290,8 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: ./smokegate-demo-reports)",
     )
     from smokegate.helmtest.cli import add_helm_test_parser
+    from smokegate.serve_cli import add_serve_parser, add_trigger_parser
 
     add_helm_test_parser(sub)
+    add_serve_parser(sub)
+    add_trigger_parser(sub)
     return parser
 
 
@@ -346,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _problems(exc: BaseException) -> str:
     problems = getattr(exc, "problems", [])
-    head = f"smokegate: {len(problems)} problem{'s' if len(problems) != 1 else ''} in suites:"
+    head = f"smokegate: {len(problems)} problem{'s' if len(problems) != 1 else ''}:"
     return "\n".join([head, *(f"  {p}" for p in problems)])
 
 

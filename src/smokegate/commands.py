@@ -222,3 +222,15 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
     from smokegate.helmtest.cli import cmd_helm_test as helm_test
 
     return helm_test(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from smokegate.serve_cli import cmd_serve as serve
+
+    return serve(args)
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from smokegate.serve_cli import cmd_trigger as trigger
+
+    return trigger(args)

@@ -345,6 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 4
+    except BaseException as exc:
+        # SIGTERM cancels the run's task; outside the engine (e.g. while `gate` waits) that
+        # surfaces as CancelledError: an interruption, not a crash.
+        if type(exc).__name__ == "CancelledError":
+            print("smokegate: interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 def _problems(exc: BaseException) -> str:

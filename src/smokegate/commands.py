@@ -37,9 +37,11 @@ def execute_and_report(
     """Run a plan with the console reporter, write the requested reports, return the exit code
     and the run. Shared by ``run``, ``demo`` and ``gate``. ``namespace``: the default for
     ``kube`` checks (``-n``, or the release's under ``gate``)."""
+    from rich.markup import escape
+
     from smokegate.checks.base import CheckContext
     from smokegate.engine.runner import RunOptions, execute
-    from smokegate.report import ReportTarget, parse_report_flag, write_reports
+    from smokegate.report import ReportTarget, check_targets, parse_report_flag, write_reports
     from smokegate.report.console import ConsoleReporter, make_console
     from smokegate.session import parse_resolve_flags, run_async
 
@@ -47,6 +49,7 @@ def execute_and_report(
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         targets.append(ReportTarget("markdown", summary, append=True))
+    check_targets(targets)
     if args.concurrency < 1:
         from smokegate.errors import UsageError
 
@@ -73,14 +76,17 @@ def execute_and_report(
     if extra_results:
         run.results = [*extra_results, *run.results]
     reporter.finish(run)
-    for err in write_reports(run, targets, plan.redactor):
+    errors = write_reports(run, targets, plan.redactor)
+    for err in errors:
         print(f"smokegate: {err}", file=sys.stderr)
     for t in targets:
-        if t.path != summary:
-            console.print(f"[dim]{t.format} report: {t.path}[/dim]")
+        if t.path != summary and not any(t.path in err for err in errors):
+            console.print(f"[dim]{escape(t.format)} report: {escape(t.path)}[/dim]")
     if run.interrupted:
         return 130, run
-    return (0 if run.ok else 1), run
+    code = 0 if run.ok else 1
+    # A passing run whose promised report is missing must not look green to CI.
+    return (4 if errors and code == 0 else code), run
 
 
 def _kube_options(args: argparse.Namespace) -> Any:
@@ -92,10 +98,17 @@ def _kube_options(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from smokegate.discover_cli import suites_with_discovery
     from smokegate.kube.client import client_factory
-    from smokegate.session import parse_vars, plan_run_with_cluster
+    from smokegate.session import parse_vars, plan_run, plan_run_with_cluster
 
     args.suites = suites_with_discovery(args)
     kube = _kube_options(args)
+    if args.list:
+        # Listing needs no cluster: Secret references get placeholders, as under `lint`.
+        return _print_list(
+            plan_run(
+                args.suites, cli_vars=parse_vars(args.var), selection=_selection(args), lint=True
+            )
+        )
     # The cluster is contacted only if a suite references a Secret (now) or runs a `kube`
     # check (lazily, at its first use).
     plan = plan_run_with_cluster(
@@ -105,8 +118,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         selection=_selection(args),
         default_namespace=args.namespace,
     )
-    if args.list:
-        return _print_list(plan)
     if not plan.checks:
         print("smokegate: no checks selected", file=sys.stderr)
         return 2 if not _selection(args).empty else 0

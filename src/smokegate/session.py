@@ -101,8 +101,29 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+        return asyncio.run(_stoppable(coro))
+    return uvloop.run(_stoppable(coro))
+
+
+async def _stoppable(coro: Coroutine[Any, Any, T]) -> T:
+    """SIGTERM (a CI job cancelled, a pod stopped) stops a run the way Ctrl-C does: running
+    checks are cancelled (their process groups killed), and what finished is still reported."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = False
+    if task is not None:
+        try:
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            installed = True
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread, or no signals on this platform
+    try:
+        return await coro
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 # --- Secrets referenced by suites ------------------------------------------------------------

@@ -37,6 +37,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import check_value, compiled_regex, render
+from smokegate.secrets import Redactor
 from smokegate.suite.model import Duration
 
 SNIPPET_BYTES = 512
@@ -327,17 +328,29 @@ class _Prepared:
         return ctx.connect_address(host, port) if ctx.resolve else None
 
 
-_prepared: dict[int, _Prepared] = {}
+def _register_credentials(spec: HttpSpec, url: str, ctx: CheckContext) -> None:
+    """Passwords this request carries (basicAuth, or userinfo in the URL, which the client
+    sends as Basic auth) must be redacted like any secret."""
+    if spec.basic_auth is not None:
+        ctx.redactor.add_basic_auth(spec.basic_auth.username, spec.basic_auth.password)
+    netloc = url.split("//", 1)[-1].split("/", 1)[0]
+    if "@" in netloc:
+        from urllib.parse import unquote
+
+        user, _, password = netloc.rpartition("@")[0].partition(":")
+        if password:
+            ctx.redactor.add_basic_auth(unquote(user), unquote(password))
 
 
 async def run(spec: HttpSpec, ctx: CheckContext) -> Outcome:
     from smokegate import httpclient as hc
 
-    prep = _prepared.get(id(spec))
+    # Per run (not module-wide): a long-running `serve` must not keep every spec it ever saw.
+    cache: dict[int, _Prepared] = ctx.extras.setdefault("http.prepared", {})
+    prep = cache.get(id(spec))
     if prep is None or prep.spec is not spec:
-        prep = _prepared[id(spec)] = _Prepared(spec)
-        if spec.basic_auth is not None:
-            ctx.redactor.add_basic_auth(spec.basic_auth.username, spec.basic_auth.password)
+        prep = cache[id(spec)] = _Prepared(spec)
+        _register_credentials(spec, prep.url, ctx)
     url, headers, body = prep.url, prep.headers, prep.body
     connect_to = prep.connect_to(ctx)
     ssl_ctx = prep.ssl_ctx
@@ -363,10 +376,10 @@ async def run(spec: HttpSpec, ctx: CheckContext) -> Outcome:
         raise CheckFailed(f"timed out: {exc}", kind=ErrorKind.TIMEOUT) from None
     except hc.HttpError as exc:
         raise CheckFailed(f"HTTP protocol error: {exc}", kind=ErrorKind.PROTOCOL) from None
-    return evaluate(spec.expect, resp)
+    return evaluate(spec.expect, resp, ctx.redactor)
 
 
-def evaluate(expect: HttpExpect, resp: Any) -> Outcome:
+def evaluate(expect: HttpExpect, resp: Any, redactor: Redactor | None = None) -> Outcome:
     """Every expectation is checked (not just the first failing one): people fix faster when
     they see all differences at once."""
     misses: list[Mismatch] = []
@@ -404,9 +417,12 @@ def evaluate(expect: HttpExpect, resp: Any) -> Outcome:
         )
     if not misses:
         return passed(details={"status": resp.status, "latency": round(resp.elapsed, 6)})
-    snippet = resp.body[:SNIPPET_BYTES].decode("utf-8", "replace")
-    if len(resp.body) > SNIPPET_BYTES:
-        snippet += f"… ({len(resp.body)} bytes)"
+    # Redact before cutting: a secret straddling the cut would otherwise leak its first half.
+    snippet = resp.body[: SNIPPET_BYTES * 64].decode("utf-8", "replace")
+    if redactor:
+        snippet = redactor.redact(snippet)
+    if len(snippet) > SNIPPET_BYTES or len(resp.body) > SNIPPET_BYTES * 64:
+        snippet = snippet[:SNIPPET_BYTES] + f"… ({len(resp.body)} bytes)"
     return failed(
         misses,
         snippet=snippet,

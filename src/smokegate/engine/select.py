@@ -35,6 +35,9 @@ class Selected:
 
 
 def _matches(check: PlannedCheck, pattern: str) -> bool:
+    # Exact names first: matrix names like `web[port=80]` contain glob brackets.
+    if pattern in (check.name, check.id):
+        return True
     return fnmatchcase(check.name, pattern) or fnmatchcase(check.id, pattern)
 
 

@@ -264,7 +264,9 @@ class HttpClient:
 
         ctx = (ssl_context or default_ssl_context()) if t.is_tls else None
         if connect_to is None:
-            okey = (t.url, ctx)
+            # Keyed by origin, not URL: a matrix of 10,000 distinct URLs on one host must not
+            # thrash this cache.
+            okey = (t.scheme, t.host, t.port, ctx)
             origin = self._origins.get(okey)
             if origin is None:
                 origin = self.pool.origin(loop, t.scheme, t.host, t.port, None, ctx)

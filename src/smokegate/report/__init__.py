@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,21 @@ def parse_report_flag(value: str) -> ReportTarget:
             f"--report {value!r}: use FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}"
         )
     return ReportTarget(fmt, path)
+
+
+def check_targets(targets: list[ReportTarget]) -> None:
+    """Refuse report paths that cannot be written *before* the run, not after it."""
+    for t in targets:
+        p = Path(t.path)
+        if p.is_dir():
+            raise UsageError(f"--report {t.format}={t.path}: is a directory; give a file path")
+        parent = p.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"--report {t.format}={t.path}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"--report {t.format}={t.path}: {parent} is not writable")
 
 
 def render(fmt: str, run: RunResult) -> str:
@@ -81,7 +97,9 @@ def write_reports(run: RunResult, targets: list[ReportTarget], redactor: Redacto
     clean = redacted(run, redactor)
     for t in targets:
         try:
-            text = redactor.redact(render(t.format, clean))
+            # `clean` carries no secret; redacting the rendered text again could corrupt it
+            # (a secret equal to a tag name) without protecting anything more.
+            text = render(t.format, clean)
             p = Path(t.path)
             if p.parent and not p.parent.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)

@@ -114,13 +114,15 @@ class ConsoleReporter:
 
     # --- rendering ---------------------------------------------------------------------------
     def _print(self, markup: str) -> None:
-        self.console.print(self.redactor.redact(markup))
+        # Values are redacted (and escaped) one by one in `_esc`, never the assembled markup:
+        # a secret that happens to be a style name ("dim", "red") would otherwise be masked
+        # inside the tags and break them.
+        self.console.print(markup)
 
-    @staticmethod
-    def _esc(text: str) -> str:
+    def _esc(self, text: str) -> str:
         from rich.markup import escape
 
-        return escape(text)
+        return escape(self.redactor.redact(text))
 
     def _line(self, r: CheckResult) -> str:
         style = _STYLE[r.status]
@@ -150,8 +152,7 @@ class ConsoleReporter:
         self._summary(run)
 
     def _failure_detail(self, r: CheckResult) -> None:
-        from rich.markup import escape
-
+        escape = self._esc
         kind = f" [{r.error_kind}]" if r.error_kind else ""
         self._print(
             f"[bold red]{_ICON[r.status]} {escape(r.id)}[/bold red]"

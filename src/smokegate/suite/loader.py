@@ -26,6 +26,8 @@ from smokegate.suite.model import (
 from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
 
 SUITE_SUFFIXES = (".yaml", ".yml")
+# A matrix larger than this is almost certainly a typo (and would exhaust memory).
+MAX_MATRIX = 100_000
 
 
 @dataclass(slots=True)
@@ -92,7 +94,11 @@ def find_suite_files(paths: Iterable[str]) -> list[str]:
             raise UsageError(f"{p}: no such file or directory")
     if not files:
         raise UsageError("no suite files given")
-    return files
+    # The same file named twice (`suites/ suites/a.yaml`) is one suite, not a duplicate.
+    unique: dict[str, str] = {}
+    for f in files:
+        unique.setdefault(f if f == "-" else str(FsPath(f).resolve()), f)
+    return list(unique.values())
 
 
 def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list[RawSuite]:
@@ -202,6 +208,10 @@ class CompileOptions:
 def compile_suites(raws: list[RawSuite], options: CompileOptions) -> list[Suite]:
     problems: list[Problem] = []
     suites = [_compile_one(raw, options, problems) for raw in raws]
+    if problems and options.scope is not None and options.scope.redactor:
+        # A message may quote a value that came from a Secret or a secret var.
+        red = options.scope.redactor
+        problems = [Problem(p.file, p.line, p.column, red.redact(p.message)) for p in problems]
     if problems:
         missing = [p for p in problems if p.message.startswith("check kind")]
         raise (MissingExtraError if missing and len(missing) == len(problems) else SuiteError)(
@@ -334,11 +344,36 @@ def _define_vars(
             del pending[name]
             progressed = True
         if not progressed:
-            problems.extend(doc.problem(e.path, e.message) for e in errors)
+            cycle = _var_cycle(raw_vars, set(pending))
+            if cycle:
+                first = ("spec", "vars", cycle[0])
+                problems.append(doc.problem(first, "vars cycle: " + " -> ".join(cycle)))
+            else:
+                problems.extend(doc.problem(e.path, e.message) for e in errors)
             return
     for name in scope.secret_names:
         if name in scope.values:
             scope.redactor.add(str(scope.values[name]))
+
+
+def _var_cycle(raw_vars: dict[str, Any], pending: set[str]) -> list[str]:
+    """A loop among the unresolved vars (``a: ${b}``, ``b: ${a}``), spelled out, if any."""
+    from smokegate.suite.interpolate import references
+
+    graph = {
+        name: [r.partition(":-")[0].strip() for r in references(raw_vars[name])] for name in pending
+    }
+    for start in sorted(pending):
+        trail, node = [start], start
+        while True:
+            nxt = next((d for d in graph.get(node, []) if d in pending), None)
+            if nxt is None:
+                break
+            if nxt in trail:
+                return [*trail[trail.index(nxt) :], nxt]
+            trail.append(nxt)
+            node = nxt
+    return []
 
 
 def _reusable_blocks(
@@ -402,6 +437,7 @@ def _matrix(
         problems.append(doc.problem((*path, "matrix"), "matrix must map names to value lists"))
         return []
     axes: list[list[tuple[str, Any]]] = []
+    size = 1
     for key, values in matrix.items():
         if isinstance(values, dict) and set(values) == {"range"}:
             bounds = values["range"]
@@ -417,6 +453,13 @@ def _matrix(
                     )
                 )
                 return []
+            if len(range(*bounds)) > MAX_MATRIX:
+                problems.append(
+                    doc.problem(
+                        (*path, "matrix", key), f"range has more than {MAX_MATRIX:,} values"
+                    )
+                )
+                return []
             values = list(range(*bounds))
         if not isinstance(values, list) or not values:
             problems.append(
@@ -424,6 +467,12 @@ def _matrix(
             )
             return []
         axes.append([(key, v) for v in values])
+        size *= len(values)
+        if size > MAX_MATRIX:
+            problems.append(
+                doc.problem((*path, "matrix"), f"matrix expands to more than {MAX_MATRIX:,} checks")
+            )
+            return []
     return (dict(combo) for combo in itertools.product(*axes))
 
 

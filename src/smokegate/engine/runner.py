@@ -282,6 +282,12 @@ class Scheduler:
         interrupted = False
         try:
             await asyncio.gather(*workers)
+        except Exception:
+            # A bug in an observer (or here): don't leave the other workers running.
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
         except asyncio.CancelledError:
             interrupted = True
             for w in workers:

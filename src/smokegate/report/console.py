@@ -215,4 +215,7 @@ class ConsoleReporter:
         if run.interrupted:
             verdict = "[bold yellow]INTERRUPTED[/bold yellow]"
         self.console.print()
-        self.console.print(f"{verdict} {', '.join(parts)} in {format_duration(run.duration)}")
+        self.console.print(
+            f"{verdict} {', '.join(parts)} in {format_duration(run.duration)} "
+            f"[dim](run {run.run_id})[/dim]"
+        )

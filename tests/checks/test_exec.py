@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.helpers import load_json, run_cli, write_suite
 
 from smokegate.checks import exec as execcheck
 from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
@@ -241,3 +242,33 @@ def test_spec_validation(tmp_path: Path) -> None:
         {"command": ["true"], "cwd": "sub"}, context={"base_dir": str(tmp_path)}
     )
     assert rel.cwd == str(tmp_path / "sub")
+
+
+def test_cli_secret_cut_by_the_output_tail_is_not_leaked(tmp_path: Path) -> None:
+    # Evidence shows the last 160 characters of the output: with 150 `x` after the secret, the
+    # cut falls inside it. Redacting only the shortened text would leave its tail readable.
+    secret = "Kq7-Wm2pLz9rTn4vBx8yHs3dFg6jNc5tRe1uQa"
+    suite = write_suite(
+        tmp_path,
+        f"""
+        - name: echoes-secret
+          exec:
+            command: [printf, "%s\\n", "${{tok}}{"x" * 150}"]
+            expect: {{stdout: {{contains: not-in-the-output}}}}
+        """,
+        extra_spec=f"""
+        vars:
+          tok: {{value: "{secret}", secret: true}}
+        """,
+    )
+    report = tmp_path / "report.json"
+    cli = run_cli("run", str(suite), "--report", f"json={report}")
+    assert cli.code == 1, cli.text
+    text = report.read_text()
+    result = load_json(report)["results"][0]
+    assert result["evidence"][0]["subject"] == "stdout", result
+    assert "***" in result["evidence"][0]["actual"] + result["snippet"], result
+    fragments = {secret[i : i + 8] for i in range(len(secret) - 7)}
+    for where, content in (("JSON report", text), ("console", cli.text)):
+        leaked = sorted(f for f in fragments if f in content)
+        assert not leaked, f"{where} shows part of the secret: {leaked}\n{content}"

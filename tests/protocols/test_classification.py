@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from smokegate.checks.base import CheckContext, ErrorKind
+from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind
 
 
 @pytest.mark.parametrize(
@@ -46,9 +46,9 @@ from smokegate.checks.base import CheckContext, ErrorKind
     ],
 )
 def test_postgres_connect_errors(libpq_text: str, kind: str) -> None:
-    from smokegate.checks.postgres import _libpq_reason, connect_failure
+    from smokegate.checks.postgres import _connect_failure, _libpq_reason
 
-    failure = connect_failure(_libpq_reason(libpq_text), "orders-db:5432")
+    failure = _connect_failure(_libpq_reason(libpq_text), "orders-db:5432")
     assert failure.kind == kind
     assert "connection to server at" not in failure.message  # libpq's per-attempt prefix
 
@@ -108,6 +108,38 @@ def test_redis_name_not_known() -> None:
     except RedisConnectionError as exc:
         failure = _failure(exc, CheckContext(), "sessions:6379", "connect", tls=False)
     assert failure.kind == ErrorKind.DNS
+
+
+def _protocol_evidence(failure: CheckFailed) -> tuple[str, str]:
+    (miss,) = failure.evidence
+    return miss.subject, miss.expected
+
+
+def test_each_kind_names_its_own_session() -> None:
+    """A server that answers in the wrong protocol: the expectation names the kind's protocol."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from smokegate.checks.mysql import _connect_failure as mysql_failure
+    from smokegate.checks.postgres import _connect_failure as postgres_failure
+    from smokegate.checks.redis import _failure as redis_failure
+
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    postgres = postgres_failure("server closed the connection unexpectedly", "db:5432")
+    mysql = mysql_failure(_mysql_error(2013, "Lost connection", reset), CheckContext(), "db:3306")
+    try:
+        try:
+            raise reset
+        except OSError as os_error:
+            raise RedisConnectionError("Connection reset by peer") from os_error
+    except RedisConnectionError as exc:
+        redis = redis_failure(exc, CheckContext(), "cache:6379", "connect", tls=False)
+
+    assert postgres.kind == mysql.kind == redis.kind == ErrorKind.PROTOCOL
+    assert _protocol_evidence(postgres) == ("connection", "a PostgreSQL session")
+    assert _protocol_evidence(mysql) == ("connection", "a MySQL session")
+    assert _protocol_evidence(redis) == ("connection", "a Redis connection")
+    for failure in (mysql, redis):
+        assert "PostgreSQL" not in str(failure.evidence[0])
 
 
 @pytest.mark.parametrize(

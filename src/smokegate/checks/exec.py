@@ -32,7 +32,7 @@ import os
 import re
 import shlex
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -206,7 +206,7 @@ async def run(spec: ExecSpec, ctx: CheckContext) -> Outcome:
         if proc.returncode is None:
             # Let the loop reap it so no zombie is left; SIGKILL makes this quick.
             await asyncio.shield(_exited(proc, 5.0))
-    return _evaluate(spec, argv, code, out, err)
+    return _evaluate(spec, argv, code, out, err, ctx.redactor.redact)
 
 
 async def _wait_exit(
@@ -244,7 +244,16 @@ async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
         stdin.close()
 
 
-def _evaluate(spec: ExecSpec, argv: list[str], code: int, out: _Capture, err: _Capture) -> Outcome:
+def _evaluate(
+    spec: ExecSpec,
+    argv: list[str],
+    code: int,
+    out: _Capture,
+    err: _Capture,
+    redact: Callable[[str], str],
+) -> Outcome:
+    """The outcome. Output is shown redacted, and redacted before it is shortened: the report's
+    own redaction comes too late for a secret already cut in half."""
     expect = spec.expect
     accepted = expect.exit_code if isinstance(expect.exit_code, list) else [expect.exit_code]
     misses: list[Mismatch] = []
@@ -252,7 +261,7 @@ def _evaluate(spec: ExecSpec, argv: list[str], code: int, out: _Capture, err: _C
         misses.append(Mismatch("exit code", " or ".join(map(str, accepted)), _describe_exit(code)))
     for name, rule, capture in (("stdout", expect.stdout, out), ("stderr", expect.stderr, err)):
         if rule is not None:
-            misses.extend(_check_output(name, rule, capture.text))
+            misses.extend(_check_output(name, rule, capture.text, redact))
     details: dict[str, Any] = {
         "command": spec.command if isinstance(spec.command, str) else shlex.join(argv),
         "exitCode": code,
@@ -265,7 +274,7 @@ def _evaluate(spec: ExecSpec, argv: list[str], code: int, out: _Capture, err: _C
     streams = [("stderr", err), ("stdout", out)]
     if code in accepted and any(m.subject == "stdout" for m in misses):
         streams.reverse()
-    return failed(misses, snippet=_snippet(streams), details=details)
+    return failed(misses, snippet=_snippet(streams, redact), details=details)
 
 
 def _describe_exit(code: int) -> str:
@@ -283,19 +292,26 @@ def _as_list(v: str | list[str] | None) -> list[str]:
     return [] if v is None else [v] if isinstance(v, str) else v
 
 
-def _check_output(name: str, rule: OutputExpect, text: str) -> list[Mismatch]:
+def _check_output(
+    name: str, rule: OutputExpect, text: str, redact: Callable[[str], str]
+) -> list[Mismatch]:
+    """Unmet expectations on one stream; ``text`` is matched as is, and shown redacted."""
     out = []
-    shown = render(_tail(text, 160)) if text.strip() else "empty"
+    shown = render(_tail(redact(text), 160)) if text.strip() else "empty"
+
+    def want(value: str) -> str:
+        return render(redact(value))
+
     for needle in _as_list(rule.contains):
         if needle not in text:
-            out.append(Mismatch(name, f"containing {render(needle)}", shown))
+            out.append(Mismatch(name, f"containing {want(needle)}", shown))
     for needle in _as_list(rule.not_contains):
         if needle in text:
-            out.append(Mismatch(name, f"not containing {render(needle)}", shown))
+            out.append(Mismatch(name, f"not containing {want(needle)}", shown))
     if rule.regex is not None and not _regex(rule.regex).search(text):
         out.append(Mismatch(name, f"matching /{rule.regex}/", shown))
     if rule.equals is not None and text.strip() != rule.equals.strip():
-        out.append(Mismatch(name, render(rule.equals.strip()), shown))
+        out.append(Mismatch(name, want(rule.equals.strip()), shown))
     if rule.empty is not None and rule.empty == bool(text.strip()):
         out.append(Mismatch(name, "empty" if rule.empty else "not empty", shown))
     return out
@@ -311,9 +327,9 @@ def _tail(text: str, limit: int) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _snippet(streams: list[tuple[str, _Capture]]) -> str | None:
+def _snippet(streams: list[tuple[str, _Capture]], redact: Callable[[str], str]) -> str | None:
     parts = [
-        f"{name}: {_tail(cap.text.rstrip(), SNIPPET_CHARS)}"
+        f"{name}: {_tail(redact(cap.text).rstrip(), SNIPPET_CHARS)}"
         for name, cap in streams
         if cap.text.strip()
     ]

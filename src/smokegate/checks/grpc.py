@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from smokegate.checks._protocol import failure, scrub
 from smokegate.checks.base import (
     CheckContext,
     CheckFailed,
@@ -37,14 +38,7 @@ from smokegate.checks.base import (
     failed,
     passed,
 )
-from smokegate.checks.postgres import failure, scrub
 from smokegate.suite.model import Duration
-
-# gRPC core logs every failed TLS handshake at INFO on stderr, garbling the console report of a
-# failure this check already reports. Core reads this once, when grpc is first imported (by
-# PRELOAD, after this module is loaded): ERROR keeps real core errors visible, and a
-# GRPC_VERBOSITY the user set wins.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 ServingStatus = Literal["SERVING", "NOT_SERVING", "UNKNOWN", "SERVICE_UNKNOWN"]
 
@@ -139,7 +133,17 @@ _UNAVAILABLE = tuple(
 )
 
 
+def _quiet_core() -> None:
+    """gRPC core logs every failed TLS handshake at INFO on stderr, garbling the console report
+    of a failure this check already reports. Core reads GRPC_VERBOSITY once, when grpc is first
+    imported, so this runs just before that (never merely because this module is loaded, as
+    listing or linting all kinds does): ERROR keeps real core errors visible, and a
+    GRPC_VERBOSITY the user set wins."""
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
 def _grpc() -> Any:
+    _quiet_core()
     import grpc
 
     return grpc
@@ -278,5 +282,14 @@ async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
 
 
 SPEC = GrpcSpec
-# Imported by the engine before the run starts (see engine.runner._run_fns).
-PRELOAD = ("grpc", "grpc_health.v1.health_pb2_grpc")
+_PRELOAD = ("grpc", "grpc_health.v1.health_pb2_grpc")
+
+
+def __getattr__(name: str) -> Any:
+    # ``PRELOAD``: the modules the engine imports before the run starts (see
+    # engine.runner._run_fns). Computed on access, which only the engine does right before
+    # importing them, so that the grpc import it triggers happens with core quietened.
+    if name == "PRELOAD":
+        _quiet_core()
+        return _PRELOAD
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,15 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from smokegate.checks.base import (
-    CheckContext,
-    CheckFailed,
-    ErrorKind,
-    LocalPath,
-    Outcome,
-    Spec,
-)
-from smokegate.checks.postgres import (
+from smokegate.checks._protocol import (
     SAMPLE_ROWS,
     SqlExpect,
     cause_kind,
@@ -53,6 +45,14 @@ from smokegate.checks.postgres import (
     scrub,
     sql_outcome,
     within,
+)
+from smokegate.checks.base import (
+    CheckContext,
+    CheckFailed,
+    ErrorKind,
+    LocalPath,
+    Outcome,
+    Spec,
 )
 from smokegate.suite.model import Duration
 
@@ -211,7 +211,11 @@ def _connect_failure(exc: BaseException, ctx: CheckContext, target: str) -> Chec
     hint = ""
     if kind == ErrorKind.PROTOCOL:
         hint = " (the server closed the connection: wrong port, or a proxy that wants TLS?)"
-    return connect_failure(reason, target, kind=kind or ErrorKind.CONNECTION_REFUSED, hint=hint)
+    return _session_failure(reason, target, kind=kind or ErrorKind.CONNECTION_REFUSED, hint=hint)
+
+
+def _session_failure(reason: str, target: str, *, kind: str, hint: str = "") -> CheckFailed:
+    return connect_failure(reason, target, kind=kind, session="a MySQL session", hint=hint)
 
 
 def _query_failure(exc: BaseException, ctx: CheckContext, read_only: bool) -> CheckFailed:
@@ -300,11 +304,11 @@ async def run(spec: MysqlSpec, ctx: CheckContext) -> Outcome:
                 # to use the subclass above.
                 await conn._connect()
         except _TlsUnavailable as exc:
-            raise connect_failure(str(exc), target, kind=ErrorKind.TLS) from None
+            raise _session_failure(str(exc), target, kind=ErrorKind.TLS) from None
         except UnicodeError as exc:
             # The host name failed IDNA encoding (empty or over-long label) before any lookup.
             reason = f"invalid host name ({exc})"
-            raise connect_failure(reason, target, kind=ErrorKind.DNS) from None
+            raise _session_failure(reason, target, kind=ErrorKind.DNS) from None
         except pymysql.err.MySQLError as exc:
             raise _connect_failure(exc, ctx, target) from None
         cursor = await conn.cursor(_cursor_class())
@@ -330,7 +334,7 @@ async def run(spec: MysqlSpec, ctx: CheckContext) -> Outcome:
         with contextlib.suppress(Exception):
             await conn.ensure_closed()  # COM_QUIT, so the server logs no aborted connection
         conn.close()
-    return sql_outcome(spec.expect, names, rows, count, details)
+    return sql_outcome(spec.expect, names, rows, count, details, ctx)
 
 
 SPEC = MysqlSpec

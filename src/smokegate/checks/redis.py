@@ -30,6 +30,16 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from smokegate.checks._protocol import (
+    cause_kind,
+    check_value_shown,
+    connect_failure,
+    dsn_secrets,
+    failure,
+    scrub,
+    shown,
+    within,
+)
 from smokegate.checks.base import (
     CheckContext,
     CheckFailed,
@@ -39,16 +49,7 @@ from smokegate.checks.base import (
     failed,
     passed,
 )
-from smokegate.checks.expect import check_value, render
 from smokegate.checks.http import TlsOptions
-from smokegate.checks.postgres import (
-    cause_kind,
-    connect_failure,
-    dsn_secrets,
-    failure,
-    scrub,
-    within,
-)
 from smokegate.suite.model import Duration
 
 _UNSET = object()
@@ -176,6 +177,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _connect_failure(reason: str, target: str, *, kind: str, hint: str = "") -> CheckFailed:
+    return connect_failure(reason, target, kind=kind, session="a Redis connection", hint=hint)
+
+
 def _failure(exc: Exception, ctx: CheckContext, target: str, phase: str, tls: bool) -> CheckFailed:
     from redis import exceptions as rex
 
@@ -183,27 +188,27 @@ def _failure(exc: Exception, ctx: CheckContext, target: str, phase: str, tls: bo
     if isinstance(exc, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         if "NOAUTH" in reason or "Authentication required" in reason:
             reason += " (the server wants a password: set `password`)"
-        return connect_failure(reason, target, kind=ErrorKind.AUTH)
+        return _connect_failure(reason, target, kind=ErrorKind.AUTH)
     if isinstance(exc, rex.NoPermissionError):
         return failure(
             ErrorKind.FORBIDDEN, f"command refused: {reason}", "command", "permitted", reason
         )
     if isinstance(exc, rex.ResponseError):
         if phase == "connect" and "DB index" in reason:
-            return connect_failure(reason, target, kind=ErrorKind.NOT_FOUND)
+            return _connect_failure(reason, target, kind=ErrorKind.NOT_FOUND)
         return failure(
             ErrorKind.QUERY, f"command failed: {reason}", "command", "a reply, not an error", reason
         )
     if isinstance(exc, rex.TimeoutError):
         hint = " (TLS to a plaintext port?)" if tls and phase == "connect" else ""
-        return connect_failure(reason, target, kind=ErrorKind.TIMEOUT, hint=hint)
+        return _connect_failure(reason, target, kind=ErrorKind.TIMEOUT, hint=hint)
     kind = cause_kind(exc)
     hint = ""
     if kind == ErrorKind.PROTOCOL and not tls:
         hint = " (the server closed the connection: a TLS-only port? set `tls`)"
     if phase == "command" and kind is None:
         kind = ErrorKind.PROTOCOL
-    return connect_failure(reason, target, kind=kind or ErrorKind.CONNECTION_REFUSED, hint=hint)
+    return _connect_failure(reason, target, kind=kind or ErrorKind.CONNECTION_REFUSED, hint=hint)
 
 
 async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
@@ -254,7 +259,7 @@ async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
         "tls": bool(tls),
         "db": s["db"],
         "command": scrub(" ".join(map(str, argv)), ctx),
-        "reply": scrub(render(reply), ctx),
+        "reply": shown(reply, ctx),  # scrubbed whole, then shortened
         "latency": round(time.perf_counter() - started, 6),
     }
     expected: Any = _UNSET
@@ -263,7 +268,7 @@ async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
     elif len(argv) == 1 and str(argv[0]).upper() == "PING":
         expected = "PONG"
     if expected is not _UNSET:
-        miss = check_value("reply", expected, [reply])
+        miss = check_value_shown("reply", expected, reply, lambda v: shown(v, ctx))
         if miss:
             return failed([miss], details=details)
     return passed(details=details)

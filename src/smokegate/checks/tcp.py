@@ -25,6 +25,7 @@ import functools
 import socket
 import ssl
 import time
+from collections.abc import Callable
 
 from pydantic import Field, field_validator, model_validator
 
@@ -201,7 +202,7 @@ async def run(spec: TcpSpec, ctx: CheckContext) -> Outcome:
     finally:
         # abort, not close: a graceful close can wait on a TLS close_notify the peer never sends.
         writer.transport.abort()
-    return _evaluate(spec, data, ended, connect_time, details)
+    return _evaluate(spec, data, ended, connect_time, details, ctx.redactor.redact)
 
 
 def _where(target: str, address: tuple[str, int]) -> str:
@@ -260,22 +261,32 @@ def _satisfied(expect: TcpExpect, text: str) -> bool:
 
 
 def _evaluate(
-    spec: TcpSpec, data: bytes, ended: str | None, connect_time: float, details: dict[str, object]
+    spec: TcpSpec,
+    data: bytes,
+    ended: str | None,
+    connect_time: float,
+    details: dict[str, object],
+    redact: Callable[[str], str],
 ) -> Outcome:
+    """The outcome. What was received is matched as is, and shown redacted before it is
+    shortened: the report's own redaction comes too late for a secret already cut in half."""
     expect = spec.expect
     misses: list[Mismatch] = []
     text = _text(data)
-    got = f"{render(_truncate(text))} ({ended})" if ended else render(_truncate(text))
+    shown = redact(text)
+    got = render(_truncate(shown, total=len(text)))
+    if ended:
+        got = f"{got} ({ended})"
     if not data and ended:
         got = f"nothing ({ended})"
     if expect.banner is not None and not compiled_regex(expect.banner).search(text):
         misses.append(Mismatch("banner", f"matching /{expect.banner}/", got))
     for needle in _as_list(expect.contains):
         if needle not in text:
-            misses.append(Mismatch("received", f"containing {render(needle)}", got))
+            misses.append(Mismatch("received", f"containing {render(redact(needle))}", got))
     for needle in _as_list(expect.not_contains):
         if needle in text:
-            misses.append(Mismatch("received", f"not containing {render(needle)}", got))
+            misses.append(Mismatch("received", f"not containing {render(redact(needle))}", got))
     if expect.latency is not None and connect_time > expect.latency.max:
         misses.append(
             Mismatch(
@@ -286,11 +297,15 @@ def _evaluate(
         )
     if not misses:
         return passed(details=details)
-    return failed(misses, snippet=_truncate(text, SNIPPET_CHARS) if data else None, details=details)
+    snippet = _truncate(shown, SNIPPET_CHARS, total=len(text)) if data else None
+    return failed(misses, snippet=snippet, details=details)
 
 
-def _truncate(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} chars)"
+def _truncate(text: str, limit: int = 120, *, total: int | None = None) -> str:
+    """The start of ``text``; ``total`` is the length to report (that of the text as received,
+    when ``text`` is its redacted form)."""
+    total = len(text) if total is None else total
+    return text if len(text) <= limit else text[:limit] + f"… ({total} chars)"
 
 
 SPEC = TcpSpec

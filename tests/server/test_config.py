@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from smokegate.server.config import ConfigError, load_config, parse_config
+from smokegate.server.config import (
+    ConfigError,
+    discover_annotation,
+    load_config,
+    parse_config,
+)
 from tests.server.support import REPO
 
 HEAD = "apiVersion: smokegate.io/v1\nkind: ServerConfig\n"
@@ -54,8 +59,7 @@ def test_every_problem_is_reported_with_its_position(tmp_path: Path) -> None:
         "serve.yaml:5:8: store.url: unsupported store URL scheme 'mysql': use sqlite:/// or "
         "postgresql://",
         "serve.yaml:6:3: unknown field 'retntion' (did you mean 'retention'?)",
-        "serve.yaml:12:13: releases.0.suites: List should have at least 1 item after "
-        "validation, not 0",
+        "serve.yaml:11:5: releases.0: a release rule needs suites, discover: true, or both",
         "serve.yaml:14:12: schedules.0.name: String should match pattern "
         "'^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'",
         "serve.yaml:14:29: schedules.0.every: at least 10s",
@@ -129,6 +133,71 @@ def test_rules_match_namespace_name_and_labels(tmp_path: Path) -> None:
     assert cfg.rule_for("apps", "podinfo", {"tier": "web"}).suites == ["a"]  # type: ignore[union-attr]
     assert cfg.rule_for("apps", "podinfo", {}) is None
     assert cfg.rule_for("team-x", "any").suites == ["b"]  # type: ignore[union-attr]
+
+
+def test_discover_rules_need_no_suites_and_a_rule_needs_one_or_the_other(tmp_path: Path) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "web.yaml").write_text(
+        "apiVersion: smokegate.io/v1\nkind: Suite\nmetadata: {name: web}\n"
+        "spec:\n  checks:\n    - {name: a, tcp: {host: 127.0.0.1, port: 1}}\n"
+    )
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        HEAD
+        + textwrap.dedent(
+            """\
+            suites: {directories: [suites]}
+            releases:
+              - match: {namespace: apps}
+                discover: true
+                resolve: ["web.apps.svc.cluster.local:80:127.0.0.1"]
+              - match: {namespace: shop}
+                suites: [web]
+                discover: true
+              - match: {namespace: "*"}
+                suites: [web]
+            """
+        )
+    )
+    cfg = load_config(str(path))  # suite names checked too: none to check in the first rule
+    first, second, third = cfg.releases
+    assert (first.suites, first.discover) == ([], True)
+    assert first.resolve_table() == {("web.apps.svc.cluster.local", 80): "127.0.0.1"}
+    assert (second.suites, second.discover) == (["web"], True)
+    assert (third.discover, third.resolve) == (False, [])
+    # Neither suites nor discover: located at the rule; a bad resolve entry at the entry.
+    text = HEAD + textwrap.dedent(
+        """\
+        releases:
+          - match: {namespace: apps}
+            vars: {a: b}
+          - match: {namespace: shop}
+            discover: false
+            suites: []
+          - discover: true
+            resolve: [web.apps.svc.cluster.local:80:127.0.0.1, "web:80"]
+        """
+    )
+    assert problems(text, tmp_path, check_suites=False) == [
+        "serve.yaml:4:5: releases.0: a release rule needs suites, discover: true, or both",
+        "serve.yaml:6:5: releases.1: a release rule needs suites, discover: true, or both",
+        "serve.yaml:10:56: releases.2.resolve.1: resolve entry 'web:80' must look like "
+        "host:port:address",
+    ]
+
+
+def test_discover_annotation_values() -> None:
+    def hr(value: str | None) -> dict[str, object]:
+        annotations = {} if value is None else {"smokegate.io/discover": value}
+        return {"metadata": {"name": "web", "annotations": annotations}}
+
+    assert discover_annotation(hr("true")) is True
+    assert discover_annotation(hr(" True ")) is True
+    assert discover_annotation(hr("false")) is False
+    assert discover_annotation(hr(None)) is None
+    assert discover_annotation(hr("maybe")) is None
+    assert discover_annotation(None) is None
 
 
 def test_example_config_in_the_docs_is_valid(tmp_path: Path) -> None:

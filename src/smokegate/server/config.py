@@ -16,6 +16,7 @@ from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     PrivateAttr,
@@ -32,6 +33,7 @@ from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_docume
 API_VERSION = "smokegate.io/v1"
 KIND = "ServerConfig"
 SUITES_ANNOTATION = "smokegate.io/suites"
+DISCOVER_ANNOTATION = "smokegate.io/discover"
 SUITE_CONFIGMAP_LABEL = "smokegate.io/suite"
 DEFAULT_REASONS = ("InstallSucceeded", "UpgradeSucceeded", "TestSucceeded")
 
@@ -153,15 +155,50 @@ class ReleaseMatch(Model):
         return all(have.get(k) == v for k, v in self.labels.items())
 
 
+def _resolve_entry(value: str) -> str:
+    from smokegate.checks.http import parse_resolve
+
+    parse_resolve(value)  # ValueError: "resolve entry ... must look like host:port:address"
+    return value
+
+
+ResolveEntry = Annotated[str, AfterValidator(_resolve_entry)]
+
+
 class ReleaseRule(Model):
     """Which suites test which HelmReleases (the ``smokegate.io/suites`` annotation on a
-    HelmRelease, when present, wins over every rule)."""
+    HelmRelease, when present, wins over every rule; ``smokegate.io/discover`` over
+    ``discover``)."""
 
     match: ReleaseMatch = Field(default_factory=ReleaseMatch)
-    suites: list[str] = Field(min_length=1)
-    """Suite names (``metadata.name``)."""
+    suites: list[str] = Field(default_factory=list)
+    """Suite names (``metadata.name``); may be empty with ``discover: true``."""
+    discover: bool = False
+    """Also run checks derived from the release's probes, Services and Ingresses (read from
+    its Helm release Secret after Flux has reconciled it, like ``gate --discover``; needs
+    kubernetes.enabled). The suites' own checks win on name clashes."""
     vars: dict[str, str] = Field(default_factory=dict)
     """Extra variables for these runs (like ``--var``)."""
+    resolve: list[ResolveEntry] = Field(default_factory=list)
+    """``HOST:PORT:ADDR`` overrides for these runs (like ``--resolve``): connect to ADDR for
+    HOST:PORT. For a server outside the cluster, whose discovered checks name cluster DNS
+    names (``web.apps.svc.cluster.local:80:10.0.0.7``)."""
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> ReleaseRule:
+        if not self.suites and not self.discover:
+            raise ValueError("a release rule needs suites, discover: true, or both")
+        return self
+
+    def resolve_table(self) -> dict[tuple[str, int], str]:
+        """``resolve`` as ``CheckContext`` takes it: (host, port) -> address."""
+        from smokegate.checks.http import parse_resolve
+
+        table = {}
+        for item in self.resolve:
+            host, port, addr = parse_resolve(item)
+            table[(host, port)] = addr
+        return table
 
 
 class Schedule(Model):
@@ -328,6 +365,19 @@ class ServeConfig(Model):
             if rule.match.matches(namespace, name, labels):
                 return rule
         return None
+
+
+def discover_annotation(hr: dict[str, Any] | None) -> bool | None:
+    """The HelmRelease's ``smokegate.io/discover`` annotation: True (``"true"``), False
+    (``"false"``), or None when absent or neither (then the matching rule's ``discover``
+    decides)."""
+    annotations = ((hr or {}).get("metadata") or {}).get("annotations") or {}
+    value = str(annotations.get(DISCOVER_ANNOTATION) or "").strip().lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    return None
 
 
 def parse_listen(value: str) -> tuple[str, int]:

@@ -9,6 +9,13 @@ Which suites run, first match wins:
 2. the HelmRelease's ``smokegate.io/suites: a,b`` annotation (Kubernetes enabled);
 3. the first ``releases:`` rule of serve.yaml whose selector matches.
 
+Discovery (checks derived from the release's probes, Services and Ingresses, as
+``gate --discover``) joins them when the HelmRelease's ``smokegate.io/discover`` annotation says
+``"true"``, or, without that annotation, when the matching rule says ``discover: true``; not
+for a run whose payload names its suites. It reads the Helm release Secret after the wait, so
+it needs Kubernetes and a HelmRelease: without them it is skipped (a warning at start). The
+suites' checks win on name clashes; discovery alone is enough to run.
+
 Anything that stops a run before a check runs (no HelmRelease, a suite error, Flux reporting
 the release failed, the cluster unreachable) is recorded as a run with verdict ``error`` and one
 ``setup`` check saying why, so the dashboard and API show it next to the other runs.
@@ -18,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,7 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smokegate.server.config import SUITE_CONFIGMAP_LABEL, SUITES_ANNOTATION, ServeConfig
+from smokegate.server.config import (
+    SUITE_CONFIGMAP_LABEL,
+    SUITES_ANNOTATION,
+    ServeConfig,
+    discover_annotation,
+)
 from smokegate.store.base import Job, NewRun, Verdict
 
 log = logging.getLogger("smokegate.server")
@@ -36,6 +51,26 @@ CHART_REVISION_TRIGGERS = frozenset({"webhook", "watch"})
 
 class SetupError(Exception):
     """The run could not start; the message becomes the ``setup`` check's message."""
+
+
+# ``discover_cli.merged_suite_paths`` writes the discovered suite into one process-wide
+# directory, under a name that depends on the release only: two runs of one release at once
+# would share the file. Each run writes it under this lock and moves it into its own directory
+# (removed when the run ends), so nothing accumulates and no run reads another's suite.
+_MERGE_LOCK = threading.Lock()
+
+
+@dataclass(slots=True)
+class RunMapping:
+    """What a job runs: suite names, the rule's variables and resolve overrides, and whether
+    discovered checks join them."""
+
+    suites: list[str]
+    vars: dict[str, str] = field(default_factory=dict)
+    discover: bool = False
+    resolve: list[str] = field(default_factory=list)
+    """``HOST:PORT:ADDR`` entries (the rule's ``resolve``)."""
+    resolve_table: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -91,6 +126,12 @@ class JobRunner:
         self.config = config
         self.kube = kube
         self._configmap_root: Path | None = None
+        if kube is None and any(rule.discover for rule in config.releases):
+            # Once, at start: discovery reads the Helm release Secret of the HelmRelease.
+            log.warning(
+                "releases: discover: true needs kubernetes.enabled (discovery reads the Helm "
+                "release Secret): runs of those releases skip discovery"
+            )
 
     async def run(self, job: Job) -> Outcome:
         started = time.time()
@@ -111,15 +152,25 @@ class JobRunner:
         from smokegate.flux.helmrelease import helm_test_results, release_facts
 
         hr, client = await self._helmrelease(job)
+        workdir: Path | None = None
         try:
             facts = release_facts(hr) if hr is not None else self._facts_from_job(job)
-            suites, rule_vars = self._suites_for(job, hr)
+            mapping = self._suites_for(job, hr)
             helm_tests = helm_test_results(hr) if hr is not None else []
-            if not suites and not helm_tests:
+            # After the wait: the release Secret read is the new revision's.
+            discovery = await self._discover(job, hr, client, mapping) if mapping.discover else None
+            merge = discovery if discovery is not None and discovery.checks else None
+            if not mapping.suites and not helm_tests and merge is None:
+                if discovery is not None:
+                    raise SetupError(_nothing_discovered(discovery))
                 log.info("job %s: no suites map to %s; nothing to run", job.id, job.release)
                 return Outcome(None)
-            plan = await self._plan(job, suites, rule_vars, facts, client)
-            report_run = await self._execute(job, plan, facts, helm_tests)
+            if merge is not None:
+                workdir = Path(tempfile.mkdtemp(prefix="smokegate-run-discovered-"))
+            plan = await self._plan(job, mapping, facts, client, merge, workdir)
+            report_run = await self._execute(job, plan, facts, helm_tests, mapping)
+            if discovery is not None:
+                report_run.context["discovery"] = _discovery_context(discovery)
             notes: list[str] = []
             if hr is not None and client is not None:
                 notes = await self._report_back(client, hr, facts, report_run)
@@ -128,6 +179,8 @@ class JobRunner:
         finally:
             if client is not None:
                 await client.close()
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
         return Outcome(self._new_run(job, report_run, plan.redactor, facts.revision), notes)
 
     # --- the release -------------------------------------------------------------------------
@@ -191,37 +244,82 @@ class JobRunner:
             version=None,
         )
 
-    def _suites_for(self, job: Job, hr: dict[str, Any] | None) -> tuple[list[str], dict[str, str]]:
+    def _suites_for(self, job: Job, hr: dict[str, Any] | None) -> RunMapping:
         requested = [str(s) for s in job.payload.get("suites") or []]
         labels = ((hr or {}).get("metadata") or {}).get("labels") or {}
         rule = self.config.rule_for(job.namespace, job.name, labels)
-        rule_vars = dict(rule.vars) if rule else {}
+        mapping = RunMapping(
+            [],
+            vars=dict(rule.vars) if rule else {},
+            resolve=list(rule.resolve) if rule else [],
+            resolve_table=rule.resolve_table() if rule else {},
+        )
         if requested:
-            return requested, rule_vars
-        annotated = _annotation_suites(hr)
-        if annotated:
-            return annotated, rule_vars
-        return (list(rule.suites) if rule else []), rule_vars
+            # A run that names its suites runs exactly those.
+            mapping.suites = requested
+            return mapping
+        annotated = discover_annotation(hr)
+        mapping.discover = annotated if annotated is not None else bool(rule and rule.discover)
+        mapping.suites = _annotation_suites(hr) or (list(rule.suites) if rule else [])
+        return mapping
+
+    async def _discover(
+        self, job: Job, hr: dict[str, Any] | None, client: Any, mapping: RunMapping
+    ) -> Any:
+        """The release's discovered checks (``discover_cli.discover_from_helmrelease``), or
+        None when there is no HelmRelease to read (no Kubernetes, a canary, a schedule).
+        A failure (nothing found, the Secret unreadable) is a ``SetupError``: an error run."""
+        if hr is None or client is None:
+            if self.kube is not None:
+                log.info("job %s: %s is not a HelmRelease: no discovery", job.id, job.release)
+            return None
+        from smokegate.discover_cli import DiscoverRequest, discover_from_helmrelease
+        from smokegate.errors import SmokegateError
+
+        # The rule's resolve entries are written into the discovered checks (so gRPC checks,
+        # which connect by target, are redirected too) and applied to the whole run.
+        request = DiscoverRequest(resolve=tuple(mapping.resolve))
+        try:
+            discovery = await discover_from_helmrelease(client, hr, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not isinstance(exc, SmokegateError):
+                log.exception("job %s: discovery for %s failed", job.id, job.release)
+            raise SetupError(f"discovery for {job.release} failed: {_describe(exc)}") from None
+        log.info("job %s: %s", job.id, discovery.summary())
+        for note in discovery.notes:
+            log.info("job %s: discovery: %s", job.id, note)
+        return discovery
 
     # --- plan, run, report --------------------------------------------------------------------
 
     async def _plan(
         self,
         job: Job,
-        suites: list[str],
-        rule_vars: dict[str, str],
+        mapping: RunMapping,
         facts: Any,
         client: Any,
+        discovery: Any = None,
+        workdir: Path | None = None,
     ) -> Any:
+        """The run's plan: the mapped suites, plus the discovered suite (written into
+        ``workdir``) when ``discovery`` is given."""
         from smokegate.session import fetch_suite_secrets, parse_suites, plan_run
 
-        extra = await self._configmap_suites()
-        index = await asyncio.to_thread(suite_index, self.config, extra)
-        missing = [s for s in suites if s not in index]
-        if missing:
-            have = ", ".join(sorted(index)) or "none"
-            raise SetupError(f"no suite named {', '.join(missing)} (suites: {have})")
-        paths = [index[s] for s in suites]
+        suites = mapping.suites
+        paths: list[str] = []
+        if suites:
+            extra = await self._configmap_suites()
+            index = await asyncio.to_thread(suite_index, self.config, extra)
+            missing = [s for s in suites if s not in index]
+            if missing:
+                have = ", ".join(sorted(index)) or "none"
+                raise SetupError(f"no suite named {', '.join(missing)} (suites: {have})")
+            paths = [index[s] for s in suites]
+        if discovery is not None:
+            assert workdir is not None
+            paths = await asyncio.to_thread(_merge_discovered, paths, discovery, workdir)
         namespace = facts.namespace or None
         secrets: dict[Any, str] = {}
         if client is not None:
@@ -231,7 +329,7 @@ class JobRunner:
         return await asyncio.to_thread(
             plan_run,
             paths,
-            cli_vars=rule_vars,
+            cli_vars=mapping.vars,
             release_vars=facts.variables(),
             secrets=secrets,
             default_namespace=namespace,
@@ -283,7 +381,14 @@ class JobRunner:
             await client.close()
         return files
 
-    async def _execute(self, job: Job, plan: Any, facts: Any, helm_tests: list[Any]) -> Any:
+    async def _execute(
+        self,
+        job: Job,
+        plan: Any,
+        facts: Any,
+        helm_tests: list[Any],
+        mapping: RunMapping | None = None,
+    ) -> Any:
         from smokegate.checks.base import CheckContext
         from smokegate.engine.runner import RunOptions, execute
 
@@ -291,6 +396,7 @@ class JobRunner:
         namespace = facts.namespace or None
         ctx = CheckContext(
             redactor=plan.redactor,
+            resolve=dict(mapping.resolve_table) if mapping else None,
             kube_factory=(lambda: kube.client(namespace or "default")) if kube else None,
             namespace=namespace,
             max_connections_per_origin=self.config.worker.check_concurrency,
@@ -365,6 +471,38 @@ class JobRunner:
             report=report,
             message=message,
         )
+
+
+def _merge_discovered(paths: list[str], discovery: Any, workdir: Path) -> list[str]:
+    """``paths`` plus the discovered suite (``discover_cli.merged_suite_paths``: the suites'
+    checks win on name clashes), its file moved into ``workdir`` (see ``_MERGE_LOCK``)."""
+    from smokegate.discover_cli import merged_suite_paths
+
+    with _MERGE_LOCK:
+        merged = merged_suite_paths(paths, discovery)
+        written = Path(merged[-1])
+        own = workdir / written.name
+        shutil.move(written, own)
+    return [*merged[:-1], str(own)]
+
+
+def _nothing_discovered(discovery: Any) -> str:
+    text = f"discovery found nothing to check: {discovery.summary()}"
+    reasons = [f"{n.origin}: {n.reason}" for n in discovery.not_checked[:5]]
+    if reasons:
+        text += " (" + "; ".join(reasons) + ")"
+    return text
+
+
+def _discovery_context(discovery: Any) -> dict[str, Any]:
+    """What discovery read and found, for the report's context (the API and dashboard)."""
+    return {
+        "source": discovery.source,
+        "suite": discovery.suite_name,
+        "checks": [c.name for c in discovery.checks],
+        "notChecked": [{"origin": n.origin, "reason": n.reason} for n in discovery.not_checked],
+        "notes": list(discovery.notes),
+    }
 
 
 def error_run(job: Job, message: str, started: float) -> NewRun:

@@ -73,6 +73,10 @@ class ReleaseWatcher:
         meta = hr.get("metadata") or {}
         if (meta.get("annotations") or {}).get(SUITES_ANNOTATION):
             return True
+        from smokegate.server.config import discover_annotation
+
+        if discover_annotation(hr):  # `smokegate.io/discover: "true"` alone is enough
+            return True
         rule = self.config.rule_for(
             meta.get("namespace", ""), meta.get("name", ""), meta.get("labels") or {}
         )

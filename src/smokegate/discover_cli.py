@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from smokegate.discover.build import BuildOptions, Discovery, Via
     from smokegate.discover.source import Found
 
-_PREFIXES = ("helmreleases.helm.toolkit.fluxcd.io/", "helmrelease/", "helmreleases/", "hr/")
-
 
 @dataclass(frozen=True, slots=True)
 class DiscoverRequest:
@@ -53,29 +51,6 @@ class DiscoverRequest:
     """The command line to print in the suite's header (how to regenerate it)."""
     stdin_text: str | None = None
     build: BuildOptions = field(default_factory=lambda: _build_options())
-
-
-def parse_target(target: str, namespace: str | None) -> tuple[str | None, str]:
-    """``helmrelease/NAME``, ``hr/NAME``, ``NS/NAME``, ``hr/NS/NAME`` or ``NAME``."""
-    text = target.strip()
-    for prefix in _PREFIXES:
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    else:
-        kind, sep, _ = text.partition("/")
-        if sep and "." in kind:
-            raise UsageError(f"target {target!r}: discovery reads HelmReleases (helmrelease/NAME)")
-    parts = text.split("/")
-    if len(parts) == 1 and parts[0]:
-        return namespace, parts[0]
-    if len(parts) == 2 and all(parts):
-        if namespace and namespace != parts[0]:
-            raise UsageError(
-                f"target {target!r} is in namespace {parts[0]!r} but -n says {namespace!r}"
-            )
-        return parts[0], parts[1]
-    raise UsageError(f"target {target!r}: use helmrelease/NAME, hr/NAME or NAMESPACE/NAME")
 
 
 # --- library entry points -----------------------------------------------------------------------
@@ -139,6 +114,7 @@ async def discover_from_helmrelease(
 async def _discover_live(client: Any, request: DiscoverRequest) -> Discovery:
     from smokegate.discover.selector import parse_selector
     from smokegate.discover.source import from_helmrelease, from_selector
+    from smokegate.flux.helmrelease import parse_target
 
     if request.target:
         ns, name = parse_target(request.target, request.kube.namespace if request.kube else None)

@@ -31,42 +31,22 @@ from typing import Any
 
 from smokegate.durations import format_duration
 from smokegate.engine.select import Selection
-from smokegate.errors import ClusterError, GateTimeout, UsageError
-from smokegate.flux.helmrelease import ReleaseFacts, evaluate, helm_test_results, release_facts
+from smokegate.errors import ClusterError, GateTimeout
+from smokegate.flux.helmrelease import (
+    ReleaseFacts,
+    evaluate,
+    helm_test_results,
+    parse_target,
+    release_facts,
+)
 from smokegate.kube.client import HELMRELEASE, KubeClient, KubeError, KubeOptions
 
 # The API server ends a watch after this long; lightkube resumes it from the last version.
 WATCH_SERVER_TIMEOUT = 290
-_PREFIXES = ("helmreleases.helm.toolkit.fluxcd.io/", "helmrelease/", "helmreleases/", "hr/")
 
 
 class ReleaseFailed(GateTimeout):
     """Flux reports a failure this revision will not recover from by waiting (exit 3)."""
-
-
-def parse_target(target: str, namespace: str | None) -> tuple[str | None, str]:
-    """``helmrelease/NAME``, ``hr/NAME``, ``NS/NAME``, ``hr/NS/NAME`` or ``NAME`` ->
-    (namespace or None, name). A namespace in the target must agree with ``-n``."""
-    text = target.strip()
-    for prefix in _PREFIXES:
-        if text.lower().startswith(prefix):
-            text = text[len(prefix) :]
-            break
-    else:
-        kind, sep, _ = text.partition("/")
-        if sep and "." in kind:
-            raise UsageError(
-                f"target {target!r}: only HelmReleases can be gated (helmrelease/NAME)"
-            )
-    parts = text.split("/")
-    if len(parts) == 1 and parts[0]:
-        return namespace, parts[0]
-    if len(parts) == 2 and all(parts):
-        ns, name = parts
-        if namespace and namespace != ns:
-            raise UsageError(f"target {target!r} is in namespace {ns!r} but -n says {namespace!r}")
-        return ns, name
-    raise UsageError(f"target {target!r}: use helmrelease/NAME, hr/NAME or NAMESPACE/NAME")
 
 
 @dataclass(slots=True)

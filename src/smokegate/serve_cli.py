@@ -76,9 +76,25 @@ def add_trigger_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--token-file", metavar="FILE", help=f"bearer token file (else ${TOKEN_ENV})")
     p.add_argument("--wait", action="store_true", help="wait for the verdict; exit 0/1 on it")
     p.add_argument(
-        "--timeout", type=float, default=900.0, metavar="SECONDS", help="--wait limit (900)"
+        "--timeout",
+        type=_duration,
+        default=900.0,
+        metavar="DURATION",
+        help="--wait limit, e.g. 90s, 15m (default: 15m)",
     )
     return p
+
+
+def _duration(text: str) -> float:
+    """``--timeout``: a duration as every command takes it (``30s``, ``15m``; not negative)."""
+    from smokegate.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
+        ) from None
 
 
 # --- serve -----------------------------------------------------------------------------------
@@ -195,7 +211,7 @@ def _token(args: argparse.Namespace) -> str:
 
 def cmd_trigger(args: argparse.Namespace) -> int:
     from smokegate.errors import UsageError
-    from smokegate.gate import parse_target
+    from smokegate.flux.helmrelease import parse_target
 
     namespace, name = parse_target(args.target, args.namespace)
     if not namespace:

@@ -11,6 +11,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from fixtures_flux import (  # noqa: F401  (*_fixture: fixtures, used by name)
     NotifyServer,
@@ -596,15 +597,57 @@ def test_suspended_and_test_failures() -> None:
     assert not kube_ready(deployed_tests_failed).ready  # kube.ready says no
 
 
-def test_helm_release_name_like_helm_controller() -> None:
+def test_release_facts_name_the_helm_release_like_helm_controller() -> None:
     import hashlib
 
-    from smokegate.flux.helmrelease import helm_release_name
+    from smokegate.flux.helmrelease import release_facts
 
-    hr = {"metadata": {"name": "podinfo"}, "spec": {"targetNamespace": "apps"}}
-    assert helm_release_name(hr) == "apps-podinfo"
+    hr: dict[str, Any] = {"metadata": {"name": "podinfo"}, "spec": {"targetNamespace": "apps"}}
+    assert release_facts(hr).name == "apps-podinfo"  # no history yet: derived as Flux does
     hr["spec"]["releaseName"] = "custom"
-    assert helm_release_name(hr) == "custom"
+    assert release_facts(hr).name == "custom"
     long = "x" * 60
     expected = long[:40] + "-" + hashlib.sha256(long.encode()).hexdigest()[:12]
-    assert helm_release_name({"metadata": {"name": long}, "spec": {}}) == expected
+    assert release_facts({"metadata": {"name": long}, "spec": {}}).name == expected
+    hr["status"] = {"history": [{"name": "from-history"}]}
+    assert release_facts(hr).name == "from-history"
+
+
+def test_parse_target_forms() -> None:
+    import pytest
+
+    from smokegate.errors import UsageError
+    from smokegate.flux.helmrelease import parse_target
+
+    for text, ns, expected in (
+        ("podinfo", None, (None, "podinfo")),
+        ("podinfo", "apps", ("apps", "podinfo")),
+        ("hr/podinfo", "apps", ("apps", "podinfo")),
+        ("HelmRelease/podinfo", None, (None, "podinfo")),
+        ("helmreleases/podinfo", None, (None, "podinfo")),
+        ("helmreleases.helm.toolkit.fluxcd.io/podinfo", None, (None, "podinfo")),
+        ("apps/podinfo", None, ("apps", "podinfo")),
+        ("apps/podinfo", "apps", ("apps", "podinfo")),
+        ("hr/apps/podinfo", None, ("apps", "podinfo")),
+        (" hr/podinfo ", None, (None, "podinfo")),
+    ):
+        assert parse_target(text, ns) == expected, text
+    with pytest.raises(UsageError, match="is in namespace 'apps' but -n says 'web'"):
+        parse_target("hr/apps/podinfo", "web")
+    with pytest.raises(UsageError, match="only HelmReleases"):
+        parse_target("deployment.apps/podinfo", None)
+    for bad in ("", "hr/", "a/b/c", "hr/a/b/c", "/podinfo", "apps/"):
+        with pytest.raises(UsageError, match="use helmrelease/NAME, hr/NAME or NAMESPACE/NAME"):
+            parse_target(bad, None)
+
+
+def test_trigger_timeout_is_a_duration() -> None:
+    from smokegate.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["trigger", "hr/podinfo", "-n", "apps", "--timeout", "1m30s"])
+    assert args.timeout == 90.0
+    assert parser.parse_args(["trigger", "apps/podinfo"]).timeout == 900.0
+    for bad in ("-5", "-5s", "soon"):
+        r = run_cli("trigger", "apps/podinfo", f"--timeout={bad}")
+        assert r.code == 2 and "not a duration" in r.err, (bad, r.text)

@@ -134,14 +134,13 @@ async def list_kinds(
     client: Any, namespace: str, selector: Selector, kinds: Iterable[str] = KINDS
 ) -> list[dict[str, Any]]:
     """Every object of ``kinds`` in ``namespace`` matching ``selector``."""
-    from smokegate.helm._kube import list_objects
     from smokegate.kube.client import BUILTIN, KubeError
 
     out: list[dict[str, Any]] = []
     for kind in kinds:
         rt = BUILTIN[kind.lower()]
         try:
-            items = await list_objects(client, rt, namespace, selector.lightkube())
+            items = await client.list(rt, namespace, selector.lightkube())
         except KubeError as exc:
             if exc.not_found:  # the API is not served here (no networking.k8s.io/v1, say)
                 continue
@@ -156,17 +155,14 @@ async def list_kinds(
 
 async def pod_addresses(client: Any, workloads: Sequence[Workload]) -> dict[str, list[PodAddress]]:
     """The running pods (with an IP) of each workload, for ``--via pods``."""
-    from smokegate.helm._kube import list_objects
-    from smokegate.kube.client import BUILTIN, KubeError
+    from smokegate.kube.client import POD, KubeError
 
     out: dict[str, list[PodAddress]] = {}
     for w in workloads:
         if not w.selector:
             continue
         try:
-            pods = await list_objects(
-                client, BUILTIN["pod"], w.namespace, Selector.of(w.selector).lightkube()
-            )
+            pods = await client.list(POD, w.namespace, Selector.of(w.selector).lightkube())
         except KubeError as exc:
             raise ClusterError(f"{exc} (--via pods lists the pods of {w.ref})") from None
         out[workload_key(w)] = [

@@ -5,6 +5,7 @@
 * ``release_facts``: the facts a suite sees as ``${release.*}``.
 * ``helm_test_results``: Flux's own Helm test results (``status.history[0].testHooks``) as
   report entries.
+* ``parse_target``: how every command names a HelmRelease (``hr/NAME``, ``NS/NAME`` …).
 
 Semantics (helm-controller v1.x, ``api/v2``): ``status.observedGeneration`` is the last
 generation that ended ready or stalled; each condition carries its own ``observedGeneration``
@@ -17,15 +18,18 @@ as ``flux get hr`` shows it.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from smokegate.errors import UsageError
+from smokegate.helm.release import release_ref
 from smokegate.kube.readiness import conditions, describe_condition
 
 API_GROUP = "helm.toolkit.fluxcd.io"
+TARGET_PREFIXES = (f"helmreleases.{API_GROUP}/", "helmrelease/", "helmreleases/", "hr/")
+"""How a target names the HelmRelease kind (case-insensitive), as kubectl accepts it."""
 
 # Ready=False reasons after which this revision will not become ready by waiting: the
 # install/upgrade failed, or Flux already remediated it away. (helm-controller may retry an
@@ -182,20 +186,39 @@ def _waiting_for(
     return None
 
 
+# --- naming a HelmRelease -------------------------------------------------------------------
+
+
+def parse_target(target: str, namespace: str | None) -> tuple[str | None, str]:
+    """A HelmRelease as the commands take it -> (namespace or None, name).
+
+    ``helmrelease/NAME``, ``hr/NAME`` (also ``helmreleases/NAME`` and
+    ``helmreleases.helm.toolkit.fluxcd.io/NAME``) and ``NAME`` are in ``namespace`` (``-n``;
+    None: the caller's default); ``NS/NAME`` and ``hr/NS/NAME`` are in ``NS``, which must then
+    agree with ``-n``. Anything else is a ``UsageError``."""
+    text = target.strip()
+    for prefix in TARGET_PREFIXES:
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    else:
+        kind, sep, _ = text.partition("/")
+        if sep and "." in kind:
+            raise UsageError(
+                f"target {target!r}: only HelmReleases are supported (helmrelease/NAME)"
+            )
+    parts = text.split("/")
+    if len(parts) == 1 and parts[0]:
+        return namespace, parts[0]
+    if len(parts) == 2 and all(parts):
+        ns, name = parts
+        if namespace and namespace != ns:
+            raise UsageError(f"target {target!r} is in namespace {ns!r} but -n says {namespace!r}")
+        return ns, name
+    raise UsageError(f"target {target!r}: use helmrelease/NAME, hr/NAME or NAMESPACE/NAME")
+
+
 # --- release facts --------------------------------------------------------------------------
-
-
-def helm_release_name(hr: dict[str, Any]) -> str:
-    """Flux's ``GetReleaseName`` + ``ShortenName``: the name Helm knows the release by."""
-    meta, spec = hr.get("metadata") or {}, hr.get("spec") or {}
-    name = spec.get("releaseName") or (
-        f"{spec['targetNamespace']}-{meta.get('name')}"
-        if spec.get("targetNamespace")
-        else meta.get("name", "")
-    )
-    if len(name) > 53:
-        name = f"{name[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
-    return name
 
 
 @dataclass(slots=True)
@@ -258,7 +281,7 @@ def release_facts(hr: dict[str, Any]) -> ReleaseFacts:
     return ReleaseFacts(
         helm_release=meta.get("name", ""),
         helm_release_namespace=meta.get("namespace", ""),
-        name=latest.get("name") or helm_release_name(hr),
+        name=latest.get("name") or release_ref(hr).name,
         namespace=latest.get("namespace")
         or spec.get("targetNamespace")
         or meta.get("namespace", ""),

@@ -26,7 +26,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from smokegate.kube.client import KubeClient
 
 SECRET_TYPE = "helm.sh/release.v1"
 SECRET_PREFIX = "sh.helm.release.v1."
@@ -257,16 +260,15 @@ def pick_latest(
 
 
 async def fetch_release(
-    client: Any, release: str, namespace: str, *, status: str | None = "deployed"
+    client: KubeClient, release: str, namespace: str, *, status: str | None = "deployed"
 ) -> HelmReleaseRecord | None:
     """The newest revision of ``release`` with ``status`` (``None``: any) from the release
     Secrets in ``namespace`` (the storage namespace), or None when there is none.
 
     Needs ``list`` on Secrets in that namespace; raises ``KubeError`` (e.g. forbidden) and
-    ``ReleaseDecodeError``. ``client`` is a ``smokegate.kube.client.KubeClient``."""
-    from smokegate.helm._kube import list_objects
+    ``ReleaseDecodeError``."""
     from smokegate.kube.client import SECRET
 
-    secrets = await list_objects(client, SECRET, namespace, [("owner", "helm"), ("name", release)])
+    secrets = await client.list(SECRET, namespace, {"owner": "helm", "name": release})
     chosen = pick_latest(secrets, release, status)
     return None if chosen is None else HelmReleaseRecord.from_secret(chosen)

@@ -23,6 +23,7 @@ examples:
   smokegate helm-test myapp -n web
   smokegate helm-test myapp -n web --filter 'myapp-test-*' --filter '!*-slow' --parallel
   smokegate helm-test hr/podinfo -n apps --rerun-failed --report junit=out/helm-tests.xml
+  smokegate helm-test apps/podinfo --list         # HelmRelease podinfo in namespace apps
   smokegate helm-test myapp -n web --list
   smokegate helm-test --cleanup -n web            # remove what crashed runs left behind
 """
@@ -57,7 +58,7 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
             prog, max_help_position=32, width=100
         ),
         description="Run the chart's own `helm.sh/hook: test` Pods and Jobs of a Helm release\n"
-        "(or of a Flux HelmRelease: hr/NAME), the way `helm test` should:\n"
+        "(or of a Flux HelmRelease: hr/NAME or NS/NAME), the way `helm test` should:\n"
         "  - every test runs, even after a failure (Helm stops at the first);\n"
         "  - every container's log is kept, whatever the hook's delete policy says;\n"
         "  - what the run creates is deleted when it ends, also on timeout and Ctrl-C;\n"
@@ -69,8 +70,8 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
         "target",
         nargs="?",
         metavar="RELEASE|hr/NAME",
-        help="a Helm release, or a Flux HelmRelease as hr/NAME (release name, storage and "
-        "target namespace resolved as Flux does)",
+        help="a Helm release, or a Flux HelmRelease as hr/NAME or NS/NAME (release name, "
+        "storage and target namespace resolved as Flux does)",
     )
     g = p.add_argument_group("kubernetes (like kubectl)")
     g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: as kubectl)")
@@ -215,7 +216,9 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
     from smokegate.session import run_async
 
     if not args.target and not args.cleanup:
-        raise UsageError("helm-test: name a release (RELEASE or hr/NAME), or use --cleanup")
+        raise UsageError(
+            "helm-test: name a release (RELEASE, hr/NAME or NS/NAME), or use --cleanup"
+        )
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if args.deadline is not None and args.deadline <= 0:
@@ -234,20 +237,20 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
 
 async def _cleanup(args: argparse.Namespace, config: Any, namespace: str) -> int:
     from smokegate.errors import ClusterError
-    from smokegate.helmtest.kubeapi import Kube
     from smokegate.helmtest.runner import cleanup_leftovers
     from smokegate.helmtest.target import resolve_target
     from smokegate.kube.client import KubeClient
 
     client = KubeClient(config, namespace)
     try:
-        kube = Kube(client)
         release, where = None, namespace
         if args.target:
-            target = await resolve_target(kube, args.target, namespace)
+            target = await resolve_target(
+                client, args.target, namespace, namespace_flag=args.namespace
+            )
             release, where = target.release, target.namespace
         deleted, problems = await cleanup_leftovers(
-            kube, where, release=release, older_than=args.older_than
+            client, where, release=release, older_than=args.older_than
         )
     finally:
         await client.close()
@@ -264,16 +267,14 @@ async def _cleanup(args: argparse.Namespace, config: Any, namespace: str) -> int
 async def _run(args: argparse.Namespace, config: Any, namespace: str) -> int:
     from smokegate.engine.select import Selection
     from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
-    from smokegate.helmtest.kubeapi import Kube
     from smokegate.helmtest.target import HelmTestError, load_release, resolve_target
     from smokegate.kube.client import KubeClient
 
     filters = parse_filters(args.filter)  # usage errors before any API call
     client = KubeClient(config, namespace)
     try:
-        kube = Kube(client)
-        target = await resolve_target(kube, args.target, namespace)
-        loaded = await load_release(kube, target)
+        target = await resolve_target(client, args.target, namespace, namespace_flag=args.namespace)
+        loaded = await load_release(client, target)
         hooks = release_tests(loaded.record, loaded.describe)
         only = None
         if args.rerun_failed:
@@ -299,7 +300,7 @@ async def _run(args: argparse.Namespace, config: Any, namespace: str) -> int:
             raise HelmTestError(
                 f"{loaded.describe}: no test hook matches the selection (see --list)"
             )
-        return await _execute(args, kube, loaded, chosen.selected)
+        return await _execute(args, client, loaded, chosen.selected)
     finally:
         await client.close()
 

@@ -10,9 +10,12 @@ reports Flux's results (``smokegate.flux.helmrelease.helm_test_results``); when 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smokegate.engine.results import CheckResult, Status
+
+if TYPE_CHECKING:
+    from smokegate.kube.client import KubeClient
 
 
 def flux_ran_tests(hr: Mapping[str, Any]) -> bool:
@@ -24,28 +27,26 @@ def flux_ran_tests(hr: Mapping[str, Any]) -> bool:
 
 
 async def run_release_tests(
-    client: Any,
+    client: KubeClient,
     hr: Mapping[str, Any],
     *,
     timeout: float = 300.0,
     ignore_failures: bool = False,
     note: Callable[[str], None] | None = None,
 ) -> list[CheckResult]:
-    """Run the tests of the HelmRelease ``hr`` (already read by the gate) with ``client`` (a
-    ``KubeClient``). Raises ``HelmTestError``/``ClusterError`` like the CLI."""
+    """Run the tests of the HelmRelease ``hr`` (already read by the gate) with ``client``.
+    Raises ``HelmTestError``/``ClusterError`` like the CLI."""
     from smokegate.helmtest.hooks import choose, release_tests
-    from smokegate.helmtest.kubeapi import Kube
     from smokegate.helmtest.runner import HelmTestRun, Options
     from smokegate.helmtest.target import load_release, target_from_helmrelease
 
-    kube = Kube(client)
     target = target_from_helmrelease(hr)
-    loaded = await load_release(kube, target)
+    loaded = await load_release(client, target)
     chosen = choose(release_tests(loaded.record, loaded.describe), flux_filters=target.flux_filters)
     if not chosen.tests:
         return []
     test_run = HelmTestRun(
-        kube, loaded, chosen.selected, Options(timeout=timeout), note=note, suite="helm-test"
+        client, loaded, chosen.selected, Options(timeout=timeout), note=note, suite="helm-test"
     )
     results = await test_run.run()
     for r in results:

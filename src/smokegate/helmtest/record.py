@@ -26,10 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smokegate.helm.release import ReleaseDecodeError, decode_release, encode_release
-from smokegate.helmtest.kubeapi import SECRET, Kube
 from smokegate.helmtest.runner import LastRun
 from smokegate.helmtest.target import LoadedRelease
-from smokegate.kube.client import KubeError
+from smokegate.kube.client import SECRET, KubeClient, KubeError
 
 ATTEMPTS = 5
 
@@ -54,7 +53,9 @@ def apply_last_runs(release: dict[str, Any], runs: Mapping[str, LastRun]) -> int
     return changed
 
 
-async def record_last_runs(kube: Kube, loaded: LoadedRelease, runs: Mapping[str, LastRun]) -> str:
+async def record_last_runs(
+    kube: KubeClient, loaded: LoadedRelease, runs: Mapping[str, LastRun]
+) -> str:
     """Record ``runs`` in the release Secret the tests ran against. Returns a note for the user
     (what was recorded, or why not); never raises for an API problem."""
     if not runs:

@@ -50,14 +50,15 @@ from smokegate.checks.base import ErrorKind, Mismatch
 from smokegate.durations import format_duration
 from smokegate.engine.results import Attempt, CheckResult, Status
 from smokegate.helmtest.hooks import TestHook, weight_groups
-from smokegate.helmtest.kubeapi import JOB, POD, Kube
 from smokegate.helmtest.target import LoadedRelease
-from smokegate.kube.client import KubeError, ResourceType
+from smokegate.kube.client import JOB, POD, KubeClient, KubeError, ResourceType
 
 RUN_LABEL = "smokegate.io/helm-test-run"
 RELEASE_LABEL = "smokegate.io/helm-test-release"
 HOOK_ANNOTATION = "smokegate.io/helm-test-hook"
 REVISION_ANNOTATION = "smokegate.io/helm-test-revision"
+WATCH_SERVER_TIMEOUT = 240
+"""Seconds after which the API server ends a watch; ``KubeClient`` resumes it."""
 
 DEFAULT_TIMEOUT = 300.0  # per test, as `helm test --timeout`
 LOG_TAIL_LINES = 5000
@@ -289,7 +290,7 @@ class HelmTestRun:
 
     def __init__(
         self,
-        kube: Kube,
+        kube: KubeClient,
         release: LoadedRelease,
         hooks: Sequence[TestHook],
         options: Options | None = None,
@@ -577,7 +578,11 @@ class HelmTestRun:
             version = (latest.get("metadata") or {}).get("resourceVersion")
             try:
                 async for event, item in self.kube.watch(
-                    rt, name, namespace, resource_version=version
+                    rt,
+                    name,
+                    namespace,
+                    resource_version=version,
+                    server_timeout=WATCH_SERVER_TIMEOUT,
                 ):
                     failures = 0
                     if event == "DELETED":
@@ -656,14 +661,16 @@ class HelmTestRun:
 
     async def _delete(self, entry: Created) -> None:
         try:
-            await self.kube.delete(entry.rt, entry.name, entry.namespace)
+            await self.kube.delete(entry.rt, entry.name, entry.namespace, grace_period=0)
             if entry.rt is JOB:
                 # The garbage collector deletes a Job's pods eventually; do it now, so "nothing
                 # left" holds when the run ends (and where no collector runs).
                 for pod in await self.kube.list(POD, entry.namespace, {RUN_LABEL: self.run_id}):
                     owners = (pod.get("metadata") or {}).get("ownerReferences") or []
                     if any(o.get("name") == entry.name and o.get("kind") == "Job" for o in owners):
-                        await self.kube.delete(POD, pod["metadata"]["name"], entry.namespace)
+                        await self.kube.delete(
+                            POD, pod["metadata"]["name"], entry.namespace, grace_period=0
+                        )
             entry.deleted = True
             self.note(f"deleted {entry.ref}")
         except KubeError as exc:
@@ -683,7 +690,7 @@ class HelmTestRun:
                 for obj in found:
                     name = obj["metadata"]["name"]
                     try:
-                        await self.kube.delete(rt, name, namespace)
+                        await self.kube.delete(rt, name, namespace, grace_period=0)
                     except KubeError as exc:
                         leftovers.append(f"{rt.kind.lower()}/{name} in {namespace} ({exc})")
             except KubeError as exc:
@@ -761,7 +768,7 @@ SWEEP_KINDS = ("job", "pod", "configmap", "secret", "serviceaccount", "service")
 
 
 async def cleanup_leftovers(
-    kube: Kube,
+    kube: KubeClient,
     namespace: str,
     *,
     release: str | None = None,
@@ -796,7 +803,7 @@ async def cleanup_leftovers(
                 continue
             what = f"{rt.kind.lower()}/{meta.get('name')}"
             try:
-                if await kube.delete(rt, meta["name"], namespace):
+                if await kube.delete(rt, meta["name"], namespace, grace_period=0):
                     deleted.append(
                         f"{what} (run {(meta.get('labels') or {}).get(RUN_LABEL)}, hook "
                         f"{(meta.get('annotations') or {}).get(HOOK_ANNOTATION, '?')})"

@@ -1,8 +1,10 @@
 """Which release to test, and what Helm stored about it.
 
-``RELEASE`` is a Helm release in ``-n`` (Helm keeps its release Secrets in the release's own
-namespace). ``hr/NAME`` (also ``helmrelease/NAME``) is a Flux HelmRelease in ``-n``: its Helm
-release name, storage namespace and target namespace are resolved as helm-controller does
+``RELEASE`` (a name without ``/``) is a Helm release in ``-n`` (Helm keeps its release Secrets
+in the release's own namespace). Every other form names a Flux HelmRelease the way the other
+commands do (``smokegate.flux.helmrelease.parse_target``): ``hr/NAME`` (also
+``helmrelease/NAME``) in ``-n``, ``NS/NAME`` or ``hr/NS/NAME`` in ``NS``. Its Helm release name,
+storage namespace and target namespace are resolved as helm-controller does
 (``smokegate.helm.release.release_ref``), so the chart's tests run where Flux installed them.
 
 Decoding is ``smokegate.helm.release``'s; this module keeps, besides the decoded record, the
@@ -16,12 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.errors import ClusterError, SmokegateError
+from smokegate.errors import ClusterError, SmokegateError, UsageError
+from smokegate.flux.helmrelease import parse_target
 from smokegate.helm.release import HelmReleaseRecord, ReleaseDecodeError, pick_latest, release_ref
-from smokegate.helmtest.kubeapi import SECRET, Kube
-from smokegate.kube.client import HELMRELEASE, KubeError
-
-HR_PREFIXES = ("helmreleases.helm.toolkit.fluxcd.io/", "helmrelease/", "helmreleases/", "hr/")
+from smokegate.kube.client import HELMRELEASE, SECRET, KubeClient, KubeError
 
 
 class HelmTestError(SmokegateError):
@@ -41,7 +41,7 @@ class Target:
     storage_namespace: str
     """Where its ``sh.helm.release.v1.*`` Secrets are."""
     helmrelease: Mapping[str, Any] | None = None
-    """The Flux HelmRelease object, for ``hr/NAME`` targets."""
+    """The Flux HelmRelease object, for HelmRelease targets (``hr/NAME``, ``NS/NAME``)."""
 
     @property
     def describe(self) -> str:
@@ -86,34 +86,45 @@ class LoadedRelease:
         return f"{c.name}-{c.version}" if c.version else c.name
 
 
-def split_target(text: str) -> tuple[bool, str]:
-    """(is a Flux HelmRelease, name) for ``RELEASE``, ``hr/NAME`` or ``helmrelease/NAME``."""
+def split_target(text: str, namespace: str | None = None) -> tuple[bool, str | None, str]:
+    """(is a Flux HelmRelease, its namespace or None for the default, name).
+
+    ``RELEASE`` (no ``/``) is a Helm release; ``hr/NAME``, ``helmrelease/NAME``, ``NS/NAME`` and
+    ``hr/NS/NAME`` are HelmReleases, parsed by ``parse_target``: ``namespace`` is ``-n``, which
+    a namespace in the target must agree with."""
     stripped = text.strip()
-    for prefix in HR_PREFIXES:
-        if stripped.lower().startswith(prefix):
-            name = stripped[len(prefix) :]
-            if not name or "/" in name:
-                raise HelmTestError(f"{text!r}: use hr/NAME with -n NAMESPACE")
-            return True, name
-    if not stripped or "/" in stripped:
+    if stripped and "/" not in stripped:
+        return False, namespace, stripped
+    try:
+        parse_target(stripped, None)
+    except UsageError:
         raise HelmTestError(
             f"{text!r}: name a Helm release (RELEASE -n NAMESPACE) or a Flux HelmRelease "
-            "(hr/NAME -n NAMESPACE)"
-        )
-    return False, stripped
-
-
-async def resolve_target(kube: Kube, text: str, namespace: str) -> Target:
-    """``RELEASE`` or ``hr/NAME`` in ``namespace`` -> the Helm release to test."""
-    is_hr, name = split_target(text)
-    if not is_hr:
-        return Target(text, name, namespace, namespace)
+            "(hr/NAME -n NAMESPACE, or NAMESPACE/NAME)"
+        ) from None
     try:
-        hr = await kube.get_or_none(HELMRELEASE, name, namespace)
+        ns, name = parse_target(stripped, namespace)
+    except UsageError as exc:  # the target's namespace is not -n's
+        raise HelmTestError(str(exc)) from None
+    return True, ns, name
+
+
+async def resolve_target(
+    kube: KubeClient, text: str, namespace: str, *, namespace_flag: str | None = None
+) -> Target:
+    """``RELEASE``, ``hr/NAME``, ``NS/NAME`` or ``hr/NS/NAME`` -> the Helm release to test.
+    ``namespace``: where a target without one is; ``namespace_flag``: the user's ``-n``, when
+    given (a namespace in the target must agree with it)."""
+    is_hr, ns, name = split_target(text, namespace_flag)
+    ns = ns or namespace
+    if not is_hr:
+        return Target(text, name, ns, ns)
+    try:
+        hr = await kube.get_or_none(HELMRELEASE, name, ns)
     except KubeError as exc:
         raise ClusterError(str(exc)) from None
     if hr is None:
-        raise HelmTestError(f"helmrelease {namespace}/{name}: not found")
+        raise HelmTestError(f"helmrelease {ns}/{name}: not found")
     return target_from_helmrelease(hr, text)
 
 
@@ -129,7 +140,7 @@ def target_from_helmrelease(hr: Mapping[str, Any], text: str | None = None) -> T
     )
 
 
-async def load_release(kube: Kube, target: Target) -> LoadedRelease:
+async def load_release(kube: KubeClient, target: Target) -> LoadedRelease:
     """The latest ``deployed`` revision of ``target``, or a ``HelmTestError`` that says what
     is there instead (``helm release web/myapp: no deployed revision found (v3 failed)``)."""
     ns = target.storage_namespace

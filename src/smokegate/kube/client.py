@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,12 @@ BUILTIN: dict[str, ResourceType] = {
 HELMRELEASE = BUILTIN["helmrelease"]
 SECRET = BUILTIN["secret"]
 EVENT = BUILTIN["event"]
+POD = BUILTIN["pod"]
+JOB = BUILTIN["job"]
+
+Labels = Mapping[str, Any] | Sequence[tuple[str, Any]]
+"""A label selector as lightkube takes it: ``{"key": "value" | operator}`` or the same as
+``[(key, value | operator), ...]`` (``operators.exists()``, ``operators.in_([...])`` …)."""
 
 
 class KubeError(Exception):
@@ -503,6 +509,91 @@ class KubeClient:
         except Exception as exc:
             raise api_error(exc, f"watching {rt.describe(name, ns)}") from None
 
+    async def list(
+        self, rt: ResourceType, namespace: str | None = None, labels: Labels | None = None
+    ) -> list[dict[str, Any]]:
+        """Every ``rt`` in ``namespace`` (cluster-wide for cluster-scoped kinds) matching
+        ``labels``. Items come as the API lists them: without ``kind``/``apiVersion``."""
+        ns = self._ns(rt, namespace)
+        where = f"{rt.plural} in namespace {ns}" if ns else rt.plural
+        selector = _selector(labels)
+        try:
+            return [
+                _plain(obj)
+                async for obj in self.api.list(self._class(rt), namespace=ns, labels=selector)
+            ]
+        except Exception as exc:
+            raise api_error(exc, f"listing {where}") from None
+
+    async def delete(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None = None,
+        *,
+        grace_period: int | None = None,
+    ) -> bool:
+        """Delete one object; False if it was already gone. Dependents (a Job's pods) are left
+        to the garbage collector, in the background. ``grace_period``: seconds (0: at once;
+        None: the object's default)."""
+        from lightkube.types import CascadeType
+
+        ns = self._ns(rt, namespace)
+        try:
+            await self.api.delete(
+                self._class(rt),
+                name,
+                namespace=ns,
+                grace_period=grace_period,
+                cascade=CascadeType.BACKGROUND,
+            )
+        except Exception as exc:
+            err = api_error(exc, f"deleting {rt.describe(name, ns)}")
+            if err.not_found:
+                return False
+            raise err from None
+        return True
+
+    async def log(
+        self,
+        pod: str,
+        namespace: str | None = None,
+        container: str | None = None,
+        *,
+        tail_lines: int | None = None,
+    ) -> str:
+        """A pod container's log (its last ``tail_lines`` lines when given). The error of a
+        container without a log yet names it, with the API server's reason (``… is waiting to
+        start: PodInitializing``)."""
+        ns = self._ns(POD, namespace)
+        what = f"log of {POD.describe(pod, ns)}" + (f" container {container}" if container else "")
+        try:
+            lines = [
+                line
+                async for line in self.api.log(
+                    pod, namespace=ns, container=container, tail_lines=tail_lines
+                )
+            ]
+        except Exception as exc:
+            raise api_error(exc, what) from None
+        return "".join(lines)
+
+    async def replace(
+        self, rt: ResourceType, obj: Mapping[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """PUT ``obj`` (kind and apiVersion filled in from ``rt``). Its
+        ``metadata.resourceVersion``, when set, makes the API server refuse with 409 Conflict
+        if the object changed since it was read, so a concurrent update is never lost."""
+        meta = obj.get("metadata") or {}
+        name = meta.get("name") or "?"
+        ns = self._ns(rt, namespace or meta.get("namespace"))
+        body = self._class(rt)({**obj, "apiVersion": rt.api_version, "kind": rt.kind})
+        try:
+            replaced = await self.api.replace(body, name, namespace=ns)
+        except Exception as exc:
+            raise api_error(exc, f"updating {rt.describe(name, ns)}") from None
+        return _plain(replaced)
+
 
 def _stop_on_close(exc: BaseException, count: int) -> Any:
     # Raise on every error: the caller re-lists and re-watches (it has to handle 410 Gone and
@@ -512,7 +603,15 @@ def _stop_on_close(exc: BaseException, count: int) -> Any:
     return OnErrorResult(OnErrorAction.RAISE)
 
 
+def _selector(labels: Labels | None) -> Any:
+    # lightkube reads a list as pairs and anything else as a mapping.
+    if not labels:
+        return None
+    return dict(labels) if isinstance(labels, Mapping) else [tuple(pair) for pair in labels]
+
+
 def _plain(obj: Any) -> dict[str, Any]:
+    """A lightkube object as a plain dict (``metadata`` included)."""
     if isinstance(obj, dict):
         data = dict(obj)
         meta = data.get("metadata")

@@ -135,11 +135,17 @@ def test_selection_flags_tags_and_rerun_failed() -> None:
 
 
 def test_split_target() -> None:
-    assert split_target("myapp") == (False, "myapp")
-    assert split_target("hr/podinfo") == (True, "podinfo")
-    assert split_target("HelmRelease/podinfo") == (True, "podinfo")
-    for bad in ("", "a/b", "hr/", "hr/a/b"):
-        with pytest.raises(HelmTestError):
+    # A plain name is a Helm release; everything else names a HelmRelease as `gate` takes it.
+    assert split_target("myapp") == (False, None, "myapp")
+    assert split_target("myapp", "web") == (False, "web", "myapp")
+    assert split_target("hr/podinfo") == (True, None, "podinfo")
+    assert split_target("HelmRelease/podinfo", "apps") == (True, "apps", "podinfo")
+    assert split_target("apps/podinfo") == (True, "apps", "podinfo")
+    assert split_target("hr/apps/podinfo", "apps") == (True, "apps", "podinfo")
+    with pytest.raises(HelmTestError, match="is in namespace 'apps' but -n says 'web'"):
+        split_target("apps/podinfo", "web")
+    for bad in ("", " ", "hr/", "a/b/c", "hr/a/b/c", "deployment.apps/x"):
+        with pytest.raises(HelmTestError, match="name a Helm release"):
             split_target(bad)
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from smokegate import __version__
+from smokegate.durations import duration_arg
 
 EXIT_CODES = """\
 exit codes:
@@ -43,17 +44,6 @@ def _add_suite_args(p: argparse.ArgumentParser, *, suites_required: bool = True)
         metavar="KEY=VALUE",
         help="set a variable (overrides the suite's vars:); repeatable",
     )
-
-
-def _duration(text: str) -> float:
-    from smokegate.durations import parse_duration
-
-    try:
-        return parse_duration(text)
-    except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
-        ) from None
 
 
 def _add_kube_args(p: argparse.ArgumentParser, *, namespace_help: str) -> None:
@@ -212,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--timeout",
-        type=_duration,
+        type=duration_arg,
         default=600.0,
         metavar="DURATION",
         help="how long to wait for Flux (default: 10m)",

@@ -42,3 +42,15 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.2f}s"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}m{secs:02d}s"
+
+
+def duration_arg(text: str) -> float:
+    """``type=`` for argparse flags that take a duration (``--timeout 10m``)."""
+    import argparse
+
+    try:
+        return parse_duration(text)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
+        ) from None

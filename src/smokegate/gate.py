@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +196,8 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
     namespace = ns_hint or effective_namespace(config, request.kube)
     stdin_text = read_stdin_once(request.suites, request.stdin_text)
     raws = parse_suites(request.suites, stdin_text=stdin_text) if request.suites else []
+    if raws:
+        _validate_before_waiting(raws, request)
 
     async def prepare() -> tuple[dict[str, Any], dict[Any, str], Any]:
         client = KubeClient(config, namespace)
@@ -256,6 +259,35 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
             _report_back(config, namespace, hr, facts, run, request, plan.redactor)
         )
     return result
+
+
+def _validate_before_waiting(raws: list[Any], request: GateRequest) -> None:
+    """Every check is validated now, with placeholder release facts and Secret values, so a
+    typo fails in a second (exit 2), not after waiting up to ``--timeout`` for Flux."""
+    from smokegate.suite.interpolate import Scope
+    from smokegate.suite.loader import CompileOptions, compile_suites
+
+    placeholders = {
+        f"release.{key}": f"<release.{key}>"
+        for key in (
+            "name",
+            "namespace",
+            "revision",
+            "appVersion",
+            "digest",
+            "chart",
+            "version",
+            "helmRelease",
+            "helmReleaseNamespace",
+        )
+    }
+    scope = Scope(env=dict(os.environ), missing_secret=lambda key: "<secret>")
+    compile_suites(
+        raws,
+        CompileOptions(
+            cli_vars=request.cli_vars, env=scope.env, release_vars=placeholders, scope=scope
+        ),
+    )
 
 
 # --- 5. report back ------------------------------------------------------------------------

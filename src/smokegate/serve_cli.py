@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from smokegate.durations import duration_arg
+
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 TOKEN_ENV = "SMOKEGATE_API_TOKEN"
 SERVER_ENV = "SMOKEGATE_SERVER"
@@ -77,24 +79,12 @@ def add_trigger_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the verdict; exit 0/1 on it")
     p.add_argument(
         "--timeout",
-        type=_duration,
+        type=duration_arg,
         default=900.0,
         metavar="DURATION",
         help="--wait limit, e.g. 90s, 15m (default: 15m)",
     )
     return p
-
-
-def _duration(text: str) -> float:
-    """``--timeout``: a duration as every command takes it (``30s``, ``15m``; not negative)."""
-    from smokegate.durations import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
-        ) from None
 
 
 # --- serve -----------------------------------------------------------------------------------

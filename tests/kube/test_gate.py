@@ -224,6 +224,31 @@ def test_no_change_before_the_timeout_exits_3(
     assert "Traceback" not in r.err
 
 
+def test_check_errors_fail_before_the_wait(
+    kube_env: KubeEnv, kube_namespace: str, kubeconfig: str, tmp_path: Path
+) -> None:
+    """A typo in a check is exit 2 at once, not after waiting up to --timeout for Flux."""
+    ns = kube_namespace
+    _upgrading(kube_env, ns)  # never becomes ready: a wait would last the whole timeout
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: version
+          http:
+            url: "http://podinfo/${release.appVersion}"
+            expect: {statuss: 200}
+        """,
+    )
+    started = time.monotonic()
+    r = run_cli(
+        "gate", "hr/podinfo", "-n", ns, "--timeout", "60s", "--kubeconfig", kubeconfig, str(suite)
+    )  # fmt: skip
+    assert r.code == 2, r.text
+    assert time.monotonic() - started < 15
+    assert f"{suite}:9:18: unknown field 'statuss'" in r.err
+    assert "waiting for" not in r.err
+
+
 def test_waiting_for_a_revision_flux_has_not_released(
     kube_env: KubeEnv, kube_namespace: str, kubeconfig: str, tmp_path: Path
 ) -> None:

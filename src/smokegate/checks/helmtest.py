@@ -74,14 +74,12 @@ async def run(spec: HelmTestSpec, ctx: CheckContext) -> Outcome:
     from smokegate.engine.select import Selection
     from smokegate.errors import ClusterError
     from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
-    from smokegate.helmtest.kubeapi import Kube
     from smokegate.helmtest.record import record_last_runs
     from smokegate.helmtest.runner import HelmTestRun, Options
     from smokegate.helmtest.target import HelmTestError, load_release, resolve_target
 
-    client = ctx.kube
-    kube = Kube(client)
-    namespace = spec.namespace or ctx.namespace or client.namespace
+    kube = ctx.kube
+    namespace = spec.namespace or ctx.namespace or kube.namespace
     try:
         target = await resolve_target(kube, spec.release, namespace)
         loaded = await load_release(kube, target)

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from smokegate.durations import duration_arg
+
 EXAMPLES = """\
 examples:
   smokegate helm-test myapp -n web
@@ -36,17 +38,6 @@ exit codes:
   4  Kubernetes API error (forbidden, unreachable) or internal error
   130 interrupted (Ctrl-C/SIGTERM): what ran is reported, what was created is deleted
 """
-
-
-def _duration(text: str) -> float:
-    from smokegate.durations import parse_duration
-
-    try:
-        return parse_duration(text)
-    except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration (e.g. 30s, 10m): {exc}"
-        ) from None
 
 
 def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -125,14 +116,14 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
     g = p.add_argument_group("execution")
     g.add_argument(
         "--timeout",
-        type=_duration,
+        type=duration_arg,
         default=300.0,
         metavar="DURATION",
         help="per test, from creation until it ends (default: 5m, as helm test)",
     )
     g.add_argument(
         "--deadline",
-        type=_duration,
+        type=duration_arg,
         metavar="DURATION",
         help="for the whole run: no test starts after it, a running one is stopped",
     )
@@ -182,7 +173,7 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--older-than",
-        type=_duration,
+        type=duration_arg,
         metavar="DURATION",
         help="with --cleanup: only objects at least this old (spares runs in progress)",
     )

@@ -273,7 +273,12 @@ def _status_ok(status: int, accepted: tuple[tuple[int, int], ...]) -> bool:
 
 
 def _accepted(spec: HttpExpect) -> tuple[tuple[int, int], ...]:
-    items = spec.status if isinstance(spec.status, list) else [spec.status]
+    status = spec.status
+    return _ranges(tuple(status) if isinstance(status, list) else (status,))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ranges(items: tuple[StatusSpec, ...]) -> tuple[tuple[int, int], ...]:
     return tuple(_status_range(i) for i in items)
 
 

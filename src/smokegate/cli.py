@@ -112,6 +112,15 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT:ADDR",
         help="connect to ADDR for HOST:PORT (like curl --resolve); repeatable",
     )
+    add_report_args(p)
+
+
+def add_report_args(
+    p: argparse.ArgumentParser,
+    *,
+    verbose_help: str = "show every check, even in large runs, with attempt details",
+) -> None:
+    """The reporting flags every command that runs checks shares."""
     r = p.add_argument_group("reports")
     r.add_argument(
         "--report",
@@ -122,12 +131,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         "Markdown goes to $GITHUB_STEP_SUMMARY automatically when set",
     )
     r.add_argument("-q", "--quiet", action="store_true", help="only failures and the summary")
-    r.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show every check, even in large runs, with attempt details",
-    )
+    r.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     r.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR also works)")
 
 

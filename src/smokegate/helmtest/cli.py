@@ -177,20 +177,9 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="with --cleanup: only objects at least this old (spares runs in progress)",
     )
-    r = p.add_argument_group("reports")
-    r.add_argument(
-        "--report",
-        action="append",
-        default=[],
-        metavar="FORMAT=PATH",
-        help="also write a report: junit=, json=, markdown=, html=; repeatable. Markdown goes "
-        "to $GITHUB_STEP_SUMMARY automatically when set",
-    )
-    r.add_argument("-q", "--quiet", action="store_true", help="only failures and the summary")
-    r.add_argument(
-        "-v", "--verbose", action="store_true", help="also show each object created and deleted"
-    )
-    r.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR also works)")
+    from smokegate.cli import add_report_args
+
+    add_report_args(p, verbose_help="also show each object created and deleted")
     p.set_defaults(fail_fast=False)
     return p
 

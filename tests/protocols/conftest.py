@@ -12,8 +12,9 @@ from __future__ import annotations
 import html
 import json
 import socket
+import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,14 +180,67 @@ def run_with_reports(suite: Path, out: Path, env: dict[str, str] | None = None) 
 
 @pytest.fixture(scope="module")
 def run_suite(tmp_path_factory: pytest.TempPathFactory) -> SuiteRunner:
-    """``run_suite(checks_yaml, extra_spec=…)``: write the suite, run it with every report, and
-    return the exit code, the JSON report and every output."""
+    """``run_suite(checks_yaml, …, extra_spec=…)``: write the suite (the checks of every YAML
+    fragment, in order), run it with every report, and return the exit code, the JSON report and
+    every output."""
 
-    def run(checks_yaml: str, *, extra_spec: str = "", env: dict[str, str] | None = None) -> Run:
+    def run(*checks_yaml: str, extra_spec: str = "", env: dict[str, str] | None = None) -> Run:
         d = tmp_path_factory.mktemp("suite")
-        return run_with_reports(write_suite(d, checks_yaml, extra_spec=extra_spec), d / "out", env)
+        checks = "\n".join(textwrap.dedent(c).strip("\n") for c in checks_yaml)
+        return run_with_reports(write_suite(d, checks, extra_spec=extra_spec), d / "out", env)
 
     return run
+
+
+def suite_vars(*, secret: Mapping[str, str], plain: Mapping[str, str] | None = None) -> str:
+    """An ``extra_spec`` declaring ``vars``: those in ``secret`` marked secret, ``plain`` not."""
+    lines = ["vars:"]
+    lines += [f'  {name}: {{value: "{value}", secret: true}}' for name, value in secret.items()]
+    lines += [f'  {name}: "{value}"' for name, value in (plain or {}).items()]
+    return "\n".join(lines)
+
+
+def sql_conn(server: PostgresServer | MariaDBServer, **extra: object) -> str:
+    """Flow-style fields for a check against ``server``, the password from the secret var
+    ``pw``; ``extra`` adds or overrides fields."""
+    fields: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "user": server.user,
+        "database": server.database,
+    }
+    body = ", ".join(f"{k}: {v}" for k, v in (fields | extra).items())
+    return "{" + body + ', password: "${pw}"}'
+
+
+UnreachableChecks = Callable[[str, str], str]
+
+
+@pytest.fixture(scope="session")
+def unreachable(dead_port: int, silent_port: int) -> UnreachableChecks:
+    """``unreachable(kind, credentials)``: checks of a host/port ``kind`` (``credentials``: more
+    flow-style fields) for the network failures every client must classify alike; see
+    ``assert_unreachable``.
+
+    ``server-down``: nothing listens on the port. ``hung-server``: the port accepts but never
+    answers, ``connectTimeout: 1s``; ``hung-server-attempt-timeout``: the same, bounded by the
+    check's ``timeout: 1s`` instead. ``dns-failure``: a host name no resolver accepts.
+    """
+
+    def checks(kind: str, credentials: str) -> str:
+        return f"""
+        - name: server-down
+          {kind}: {{host: 127.0.0.1, port: {dead_port}, {credentials}}}
+        - name: hung-server
+          {kind}: {{host: 127.0.0.1, port: {silent_port}, {credentials}, connectTimeout: 1s}}
+        - name: hung-server-attempt-timeout
+          timeout: 1s
+          {kind}: {{host: 127.0.0.1, port: {silent_port}, {credentials}}}
+        - name: dns-failure
+          {kind}: {{host: {UNRESOLVABLE}, {credentials}, connectTimeout: 5s}}
+        """
+
+    return checks
 
 
 def assert_failed(run: Run, name: str, kind: str) -> dict[str, Any]:
@@ -213,3 +267,20 @@ def assert_failed(run: Run, name: str, kind: str) -> dict[str, Any]:
 def evidence(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """Evidence as subject -> (expected, actual)."""
     return {m["subject"]: (m["expected"], m["actual"]) for m in result["evidence"]}
+
+
+def assert_all(run: Run, status: str) -> None:
+    """Every check ended with ``status`` (passed or failed) and the exit code says so."""
+    assert run.cli.code == {"passed": 0, "failed": 1}[status], run.cli.text
+    assert {r["status"] for r in run.report["results"]} == {status}
+
+
+def assert_unreachable(run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``unreachable`` checks failed as they must: server-down is connection_refused, both
+    hung servers time out (the first at connect, with evidence), dns-failure is dns. Returns the
+    server-down and dns-failure results, for the messages each kind words its own way."""
+    refused = assert_failed(run, "server-down", "connection_refused")
+    hung = assert_failed(run, "hung-server", "timeout")
+    assert evidence(hung)["connect"] == ("an answer within 1.00s", "no answer")
+    assert run.result("hung-server-attempt-timeout")["errorKind"] == "timeout"
+    return refused, assert_failed(run, "dns-failure", "dns")

@@ -9,8 +9,10 @@ from tests.protocols.conftest import (
     Certs,
     Run,
     SuiteRunner,
+    assert_all,
     assert_failed,
     evidence,
+    suite_vars,
 )
 from tests.servers.grpc_health import GrpcHealthServer
 
@@ -46,16 +48,12 @@ def passing(
             target: "{grpc_auth_server.target}"
             metadata: {{authorization: "Bearer ${{token}}"}}
         """,
-        extra_spec=f"""
-        vars:
-          token: {{value: "{grpc_token}", secret: true}}
-        """,
+        extra_spec=suite_vars(secret={"token": grpc_token}),
     )
 
 
 def test_passing_suite_exits_0(passing: Run) -> None:
-    assert passing.cli.code == 0, passing.cli.text
-    assert {r["status"] for r in passing.report["results"]} == {"passed"}
+    assert_all(passing, "passed")
 
 
 def test_status_in_details(passing: Run) -> None:
@@ -105,8 +103,7 @@ def failing(
 
 
 def test_failing_suite_exits_1(failing: Run) -> None:
-    assert failing.cli.code == 1, failing.cli.text
-    assert {r["status"] for r in failing.report["results"]} == {"failed"}
+    assert_all(failing, "failed")
 
 
 def test_wrong_status_is_an_expectation(failing: Run) -> None:

@@ -7,21 +7,18 @@ import asyncio
 import pytest
 
 from tests.protocols.conftest import (
-    UNRESOLVABLE,
     Certs,
     Run,
     SuiteRunner,
+    UnreachableChecks,
+    assert_all,
     assert_failed,
+    assert_unreachable,
     evidence,
+    sql_conn,
+    suite_vars,
 )
 from tests.servers.mariadb import MariaDBServer
-
-
-def _conn(db: MariaDBServer, **extra: object) -> str:
-    fields = {"host": "127.0.0.1", "port": db.port, "user": db.user, "database": db.database}
-    fields |= extra
-    body = ", ".join(f"{k}: {v}" for k, v in fields.items())
-    return "{" + body + ', password: "${pw}"}'
 
 
 async def _user_without_grants(db: MariaDBServer) -> None:
@@ -39,20 +36,13 @@ async def _user_without_grants(db: MariaDBServer) -> None:
         conn.close()
 
 
-def _vars(db: MariaDBServer) -> str:
-    return f"""
-    vars:
-      pw: {{value: "{db.password}", secret: true}}
-    """
-
-
 @pytest.fixture(scope="module")
 def passing(run_suite: SuiteRunner, mariadb: MariaDBServer, certs: Certs) -> Run:
     db = mariadb
     return run_suite(
         f"""
         - name: select-1
-          mysql: {_conn(db)}
+          mysql: {sql_conn(db)}
         - name: dsn-and-values
           mysql:
             dsn: "{db.dsn()}"
@@ -68,22 +58,21 @@ def passing(run_suite: SuiteRunner, mariadb: MariaDBServer, certs: Certs) -> Run
             query: SELECT 1/0 AS x
             expect: {{columns: {{x: null}}}}
         - name: tls-verify-full
-          mysql: {_conn(db, ca=certs.ca)}
+          mysql: {sql_conn(db, ca=certs.ca)}
         - name: tls-required-unverified
-          mysql: {_conn(db, sslmode="require")}
+          mysql: {sql_conn(db, sslmode="require")}
         - name: write-when-allowed
           mysql:
             dsn: "{db.dsn()}"
             query: CREATE TABLE IF NOT EXISTS smoke_heartbeat (at TIMESTAMP)
             readOnly: false
         """,
-        extra_spec=_vars(db),
+        extra_spec=suite_vars(secret={"pw": db.password}),
     )
 
 
 def test_passing_suite_exits_0(passing: Run) -> None:
-    assert passing.cli.code == 0, passing.cli.text
-    assert {r["status"] for r in passing.report["results"]} == {"passed"}
+    assert_all(passing, "passed")
 
 
 def test_select_1_is_the_default_query(passing: Run) -> None:
@@ -118,8 +107,7 @@ def failing(
     mariadb: MariaDBServer,
     mariadb_plain: MariaDBServer,
     certs: Certs,
-    dead_port: int,
-    silent_port: int,
+    unreachable: UnreachableChecks,
 ) -> Run:
     db = mariadb
     asyncio.run(_user_without_grants(db))
@@ -135,36 +123,26 @@ def failing(
               columns: {{label: {{regex: "^sku-"}}, n: {{gt: 10}}}}
         - name: wrong-password
           mysql: {{host: 127.0.0.1, port: {db.port}, user: {db.user}, password: not-it}}
-        - name: server-down
-          mysql: {{host: 127.0.0.1, port: {dead_port}, user: smoke, password: x}}
-        - name: hung-server
-          mysql: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x,
-                   connectTimeout: 1s}}
-        - name: hung-server-attempt-timeout
-          timeout: 1s
-          mysql: {{host: 127.0.0.1, port: {silent_port}, user: smoke, password: x}}
         - name: tls-wrong-ca
-          mysql: {_conn(db, ca=certs.other_ca)}
+          mysql: {sql_conn(db, ca=certs.other_ca)}
         - name: tls-required-but-not-offered
           mysql: {{dsn: "{mariadb_plain.dsn()}?ssl-mode=REQUIRED"}}
-        - name: dns-failure
-          mysql: {{host: {UNRESOLVABLE}, user: smoke, password: x, connectTimeout: 5s}}
         - name: query-error
           mysql: {{dsn: "{db.dsn()}", query: SELECT * FROM no_such_table}}
         - name: write-in-read-only
           mysql: {{dsn: "{db.dsn()}", query: CREATE TABLE never_made (a INT)}}
         - name: unknown-database
-          mysql: {_conn(db, database="no_such_db")}
+          mysql: {sql_conn(db, database="no_such_db")}
         - name: no-grant-on-database
-          mysql: {_conn(db, user="smoke_limited")}
+          mysql: {sql_conn(db, user="smoke_limited")}
         """,
-        extra_spec=_vars(db),
+        unreachable("mysql", "user: smoke, password: x"),
+        extra_spec=suite_vars(secret={"pw": db.password}),
     )
 
 
 def test_failing_suite_exits_1(failing: Run) -> None:
-    assert failing.cli.code == 1, failing.cli.text
-    assert {r["status"] for r in failing.report["results"]} == {"failed"}
+    assert_all(failing, "failed")
 
 
 def test_wrong_expectation_reports_every_mismatch(failing: Run) -> None:
@@ -181,15 +159,10 @@ def test_wrong_password_is_auth(failing: Run) -> None:
     assert "Access denied" in r["message"]
 
 
-def test_server_down_is_connection_refused(failing: Run) -> None:
-    r = assert_failed(failing, "server-down", "connection_refused")
-    assert "Connection refused" in r["message"]
-
-
-def test_hung_server_is_timeout(failing: Run) -> None:
-    r = assert_failed(failing, "hung-server", "timeout")
-    assert evidence(r)["connect"] == ("an answer within 1.00s", "no answer")
-    assert failing.result("hung-server-attempt-timeout")["errorKind"] == "timeout"
+def test_unreachable_servers(failing: Run) -> None:
+    refused, dns = assert_unreachable(failing)
+    assert "Connection refused" in refused["message"]
+    assert "invalid host name" in dns["message"]
 
 
 def test_tls_failures(failing: Run) -> None:
@@ -197,11 +170,6 @@ def test_tls_failures(failing: Run) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in r["message"]
     r = assert_failed(failing, "tls-required-but-not-offered", "tls")
     assert "does not support TLS" in r["message"]
-
-
-def test_dns_failure(failing: Run) -> None:
-    r = assert_failed(failing, "dns-failure", "dns")
-    assert "invalid host name" in r["message"]
 
 
 def test_query_errors(failing: Run) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.protocols.conftest import Run, SuiteRunner, evidence
+from tests.protocols.conftest import Run, SuiteRunner, evidence, suite_vars
 from tests.servers.grpc_health import GrpcHealthServer
 from tests.servers.mariadb import MariaDBServer
 from tests.servers.postgres import PostgresServer
@@ -62,10 +62,7 @@ def test_postgres(
         - name: inline-dsn-wrong-password
           postgres: {{dsn: "postgresql://smoke:{inline}@127.0.0.1:{pg.port}/postgres"}}
         """,
-        extra_spec=f"""
-        vars:
-          pw: {{value: "{pg.password}", secret: true}}
-        """,
+        extra_spec=suite_vars(secret={"pw": pg.password}),
     )
     assert run.result("uses-secret-var")["status"] == "passed"
     assert evidence(run.result("value-echoed-in-evidence"))["column leaked"][1] == '"***"'
@@ -94,10 +91,7 @@ def test_mysql(
         - name: inline-dsn-wrong-password
           mysql: {{dsn: "mysql://smoke:{inline}@127.0.0.1:{db.port}/app"}}
         """,
-        extra_spec=f"""
-        vars:
-          pw: {{value: "{db.password}", secret: true}}
-        """,
+        extra_spec=suite_vars(secret={"pw": db.password}),
     )
     assert run.result("uses-secret-var")["status"] == "passed"
     assert evidence(run.result("value-echoed-in-evidence"))["column leaked"][1] == '"***"'
@@ -127,10 +121,7 @@ def test_redis(
         - name: inline-url-wrong-password
           redis: {{url: "redis://{r.acl_user}:{inline}@127.0.0.1:{r.port}"}}
         """,
-        extra_spec=f"""
-        vars:
-          pw: {{value: "{r.password}", secret: true}}
-        """,
+        extra_spec=suite_vars(secret={"pw": r.password}),
     )
     assert run.result("uses-secret-var")["status"] == "passed"
     echoed = run.result("value-echoed-in-reply")
@@ -159,10 +150,7 @@ def test_grpc(
             target: "{grpc_auth_server.target}"
             metadata: {{authorization: "Bearer {rejected}"}}
         """,
-        extra_spec=f"""
-        vars:
-          token: {{value: "{grpc_token}", secret: true}}
-        """,
+        extra_spec=suite_vars(secret={"token": grpc_token}),
     )
     assert run.result("uses-secret-var")["status"] == "passed"
     r = run.result("rejected-token-echoed-by-server")

@@ -7,21 +7,17 @@ from urllib.parse import quote
 import pytest
 
 from tests.protocols.conftest import (
-    UNRESOLVABLE,
     Certs,
     Run,
     SuiteRunner,
+    UnreachableChecks,
+    assert_all,
     assert_failed,
+    assert_unreachable,
     evidence,
+    suite_vars,
 )
 from tests.servers.redis import RedisServer
-
-
-def _vars(r: RedisServer) -> str:
-    return f"""
-    vars:
-      pw: {{value: "{r.password}", secret: true}}
-    """
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +70,12 @@ def passing(run_suite: SuiteRunner, redis: RedisServer, certs: Certs) -> Run:
             url: "rediss://{r.acl_user}:{encoded}@127.0.0.1:{r.tls_port}"
             tls: {{ca: "{certs.ca}"}}
         """,
-        extra_spec=_vars(r),
+        extra_spec=suite_vars(secret={"pw": r.password}),
     )
 
 
 def test_passing_suite_exits_0(passing: Run) -> None:
-    assert passing.cli.code == 0, passing.cli.text
-    assert {r["status"] for r in passing.report["results"]} == {"passed"}
+    assert_all(passing, "passed")
 
 
 def test_ping_expects_pong_by_default(passing: Run) -> None:
@@ -104,8 +99,7 @@ def failing(
     run_suite: SuiteRunner,
     redis: RedisServer,
     certs: Certs,
-    dead_port: int,
-    silent_port: int,
+    unreachable: UnreachableChecks,
 ) -> Run:
     r = redis
     r.command("SET", "feature:checkout-v2", "on")
@@ -126,13 +120,6 @@ def failing(
           redis: {{host: 127.0.0.1, port: {r.port}, username: {r.acl_user}, password: not-it}}
         - name: no-password
           redis: {{host: 127.0.0.1, port: {r.port}}}
-        - name: server-down
-          redis: {{host: 127.0.0.1, port: {dead_port}}}
-        - name: hung-server
-          redis: {{host: 127.0.0.1, port: {silent_port}, password: x, connectTimeout: 1s}}
-        - name: hung-server-attempt-timeout
-          timeout: 1s
-          redis: {{host: 127.0.0.1, port: {silent_port}, password: x}}
         - name: tls-wrong-ca
           redis:
             host: 127.0.0.1
@@ -141,8 +128,6 @@ def failing(
             tls: {{ca: "{certs.other_ca}"}}
         - name: plaintext-to-tls-port
           redis: {{host: 127.0.0.1, port: {r.tls_port}, password: "${{pw}}"}}
-        - name: dns-failure
-          redis: {{host: {UNRESOLVABLE}, connectTimeout: 5s}}
         - name: command-not-permitted
           redis:
             host: 127.0.0.1
@@ -155,13 +140,13 @@ def failing(
         - name: database-out-of-range
           redis: {{host: 127.0.0.1, port: {r.port}, password: "${{pw}}", db: 999}}
         """,
-        extra_spec=_vars(r),
+        unreachable("redis", "password: x"),
+        extra_spec=suite_vars(secret={"pw": r.password}),
     )
 
 
 def test_failing_suite_exits_1(failing: Run) -> None:
-    assert failing.cli.code == 1, failing.cli.text
-    assert {r["status"] for r in failing.report["results"]} == {"failed"}
+    assert_all(failing, "failed")
 
 
 def test_wrong_reply(failing: Run) -> None:
@@ -176,14 +161,8 @@ def test_wrong_or_missing_password_is_auth(failing: Run) -> None:
     assert "set `password`" in r["message"]
 
 
-def test_server_down_is_connection_refused(failing: Run) -> None:
-    assert_failed(failing, "server-down", "connection_refused")
-
-
-def test_hung_server_is_timeout(failing: Run) -> None:
-    r = assert_failed(failing, "hung-server", "timeout")
-    assert evidence(r)["connect"] == ("an answer within 1.00s", "no answer")
-    assert failing.result("hung-server-attempt-timeout")["errorKind"] == "timeout"
+def test_unreachable_servers(failing: Run) -> None:
+    assert_unreachable(failing)
 
 
 def test_tls_failures(failing: Run) -> None:
@@ -191,10 +170,6 @@ def test_tls_failures(failing: Run) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in r["message"]
     r = assert_failed(failing, "plaintext-to-tls-port", "protocol")
     assert "set `tls`" in r["message"]
-
-
-def test_dns_failure(failing: Run) -> None:
-    assert_failed(failing, "dns-failure", "dns")
 
 
 def test_command_error_and_bad_database(failing: Run) -> None:

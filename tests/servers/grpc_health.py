@@ -18,14 +18,15 @@ import os
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 # Failed client handshakes are what the TLS tests provoke; gRPC core would log each at INFO.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tests.servers.process import Lifecycle
 
 
 class _RequireToken(grpc.aio.ServerInterceptor):
@@ -48,7 +49,7 @@ class _RequireToken(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
-class GrpcHealthServer:
+class GrpcHealthServer(Lifecycle):
     def __init__(
         self,
         *,
@@ -84,7 +85,7 @@ class GrpcHealthServer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> GrpcHealthServer:
+    def start(self) -> Self:
         if self._thread is not None:
             raise RuntimeError("GrpcHealthServer already started")
         self._loop = asyncio.new_event_loop()
@@ -110,17 +111,6 @@ class GrpcHealthServer:
         thread.join(timeout=10)
         loop.close()
         self._loop = self._thread = None
-
-    def __enter__(self) -> GrpcHealthServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -11,46 +11,44 @@ what mariadbd wants when started by root. Everything lives in one temporary dire
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
 import socket
 import subprocess
-import tempfile
-import time
 import uuid
-from pathlib import Path
-from types import TracebackType
 
-from tests.helpers import free_port
+from tests.servers.process import (
+    ServerNotFoundError,
+    ServerProcess,
+    ServerStartError,
+    find_binary,
+)
 
 APT_HINT = "apt-get install -y -o DPkg::Lock::Timeout=600 mariadb-server"
 
 
-class MariaDBNotFoundError(RuntimeError):
+class MariaDBNotFoundError(ServerNotFoundError):
     """The Debian MariaDB server package is missing: tests fail loudly instead of skipping."""
 
 
-class MariaDBStartError(RuntimeError):
+class MariaDBStartError(ServerStartError):
     """The server failed or never became ready; the message carries its error log."""
 
 
 def _find(name: str, *extra: str) -> str:
-    found = shutil.which(name) or next((p for p in extra if os.access(p, os.X_OK)), None)
+    found = find_binary(name, extra)
     if found is None:
         raise MariaDBNotFoundError(f"{name} not found: {APT_HINT}")
     return found
 
 
-def _orphan_proof(argv: list[str]) -> list[str]:
-    """Have the kernel SIGKILL the server if the test process dies without stopping it
-    (killed runner, crashed interpreter): no server outlives its test session."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+class MariaDBServer(ServerProcess):
+    label = "mariadbd"
+    tmp_prefix = "smokegate-mariadb-"
+    start_error = MariaDBStartError
+    stop_grace = 30.0  # SIGTERM is a clean shutdown
+    poll_interval = 0.1
+    log_files = ("error.log", "stderr.log")
 
-
-class MariaDBServer:
     def __init__(
         self,
         *,
@@ -62,17 +60,13 @@ class MariaDBServer:
         tls_ca: str | os.PathLike[str] | None = None,
         start_timeout: float = 60.0,
     ) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.install_db = _find("mariadb-install-db", "/usr/bin/mariadb-install-db")
         self.mariadbd = _find("mariadbd", "/usr/sbin/mariadbd")
         self.user = user
         self.password = password or f"my-{uuid.uuid4().hex}"
         self.database = database
-        self.host = "127.0.0.1"
-        self.port = 0
         self._tls = (tls_cert, tls_key, tls_ca) if tls_cert and tls_key else None
-        self._start_timeout = start_timeout
-        self._tmp: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def tls(self) -> bool:
@@ -80,13 +74,7 @@ class MariaDBServer:
 
     @property
     def log(self) -> str:
-        if self._tmp is None:
-            return ""
-        return "".join(
-            p.read_text(errors="replace")
-            for p in (self._tmp / "error.log", self._tmp / "stderr.log")
-            if p.exists()
-        )
+        return self._read_log()
 
     def dsn(self, password: str | None = None) -> str:
         from urllib.parse import quote
@@ -94,53 +82,14 @@ class MariaDBServer:
         pw = quote(self.password if password is None else password, safe="")
         return f"mysql://{self.user}:{pw}@{self.host}:{self.port}/{self.database}"
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> MariaDBServer:
-        if self._proc is not None:
-            raise RuntimeError("MariaDBServer already started")
-        self._tmp = Path(tempfile.mkdtemp(prefix="smokegate-mariadb-"))
-        try:
-            self._install_db()
-            last: Exception | None = None
-            for _ in range(3):  # another process may take the port between probe and bind
-                self.port = free_port()
-                try:
-                    self._spawn()
-                    return self
-                except MariaDBStartError as exc:
-                    last = exc
-                    self._kill()
-                    if "already in use" not in str(exc):
-                        break
-            assert last is not None
-            raise last
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self._kill()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def __enter__(self) -> MariaDBServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- internals ----------------------------------------------------------------------------
 
     def _user_flag(self) -> list[str]:
         # mariadbd refuses to start as root unless told that root is intended.
         return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _prepare(self) -> None:
+        self._install_db()
 
     def _install_db(self) -> None:
         assert self._tmp is not None
@@ -170,7 +119,7 @@ class MariaDBServer:
         )
         (self._tmp / "init.sql").chmod(0o600)
 
-    def _spawn(self) -> None:
+    def _launch(self) -> None:
         assert self._tmp is not None
         d = self._tmp
         argv = [
@@ -198,31 +147,10 @@ class MariaDBServer:
             argv += [f"--ssl-cert={cert}", f"--ssl-key={key}"]
             if ca:
                 argv.append(f"--ssl-ca={ca}")
-        with open(d / "stderr.log", "ab") as errf:
-            self._proc = subprocess.Popen(
-                _orphan_proof(argv),
-                cwd=d,
-                stdin=subprocess.DEVNULL,
-                stdout=errf,
-                stderr=errf,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + self._start_timeout
-        while True:
-            if self._proc.poll() is not None:
-                raise MariaDBStartError(
-                    f"mariadbd exited with status {self._proc.returncode}:\n{self.log}"
-                )
-            # The init file runs before the server announces readiness; the greeting packet
-            # on the port proves that TCP clients are served.
-            if "ready for connections" in self.log and self._greets():
-                return
-            if time.monotonic() > deadline:
-                raise MariaDBStartError(
-                    f"mariadbd not ready on {self.host}:{self.port} within "
-                    f"{self._start_timeout}s:\n{self.log}"
-                )
-            time.sleep(0.1)
+        self._spawn(argv)
+        # The init file runs before the server announces readiness; the greeting packet on the
+        # port proves that TCP clients are served.
+        self._wait_ready(lambda: "ready for connections" in self.log and self._greets())
 
     def _greets(self) -> bool:
         try:
@@ -230,17 +158,3 @@ class MariaDBServer:
                 return len(s.recv(16)) > 0
         except OSError:
             return False
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # clean shutdown
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)

@@ -18,18 +18,19 @@ Default locations (on both the plain and the TLS server):
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from tests.servers.process import (
+    ServerNotFoundError,
+    ServerProcess,
+    ServerStartError,
+    accepting,
+    find_binary,
+    free_port,
+)
 
 JSON_BODY = b'{"status":"ok","version":"1.2.3","items":[1,2,3]}'
 
@@ -42,11 +43,11 @@ _STATUS_CODES = (200, 201, 204, 400, 401, 403, 404, 500, 502, 503, 504)
 _NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 
 
-class NginxNotFoundError(RuntimeError):
+class NginxNotFoundError(ServerNotFoundError):
     """nginx is not installed: tests that need it fail loudly instead of skipping."""
 
 
-class NginxStartError(RuntimeError):
+class NginxStartError(ServerStartError):
     """nginx exited or never accepted connections; the message carries its error log."""
 
 
@@ -66,9 +67,7 @@ class TLSFiles:
 
 
 def find_nginx() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in _NGINX_CANDIDATES if os.access(p, os.X_OK)), None
-    )
+    found = find_binary("nginx", _NGINX_CANDIDATES)
     if found is None:
         raise NginxNotFoundError(
             "nginx binary not found (looked in PATH and /usr/sbin): install it with "
@@ -77,13 +76,7 @@ def find_nginx() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class NginxServer:
+class NginxServer(ServerProcess):
     """nginx on free 127.0.0.1 ports, configured from Python.
 
     ``locations`` maps an nginx location spec (``"/x"``, ``"= /x"``, ``"~ ^/x$"``) to the
@@ -91,6 +84,12 @@ class NginxServer:
     ``files`` maps paths relative to the document root to their contents.
     ``{port}``/``{https_port}`` in location bodies are replaced with the chosen ports.
     """
+
+    label = "nginx"
+    tmp_prefix = "smokegate-nginx-"
+    start_error = NginxStartError
+    port_in_use = "Address already in use"
+    log_files = ("error.log", "stderr.log")
 
     def __init__(
         self,
@@ -102,17 +101,14 @@ class NginxServer:
         http_directives: str = "",
         start_timeout: float = 10.0,
     ) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.binary = find_nginx()
         self._locations = dict(locations or {})
         self._files = dict(files or {})
         self._tls = tls
         self._workers = worker_processes
         self._http_directives = http_directives
-        self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.prefix: Path | None = None
-        self.port = 0
+        self.prefix: Path | None = None  # private dir; still set after stop() removed it
         self.https_port = 0
 
     # -- public -------------------------------------------------------------------------------
@@ -133,54 +129,34 @@ class NginxServer:
 
     @property
     def error_log(self) -> str:
-        if self.prefix is None:
-            return ""
-        parts = []
-        for name in ("error.log", "stderr.log"):
-            path = self.prefix / name
-            if path.exists():
-                parts.append(path.read_text(errors="replace"))
-        return "".join(parts)
-
-    def start(self) -> NginxServer:
-        if self._proc is not None:
-            raise RuntimeError("NginxServer already started")
-        self._tmp = tempfile.TemporaryDirectory(prefix="smokegate-nginx-")
-        self.prefix = Path(self._tmp.name)
-        # Another process may grab a port between free_port() and nginx's bind(): retry.
-        last: Exception | None = None
-        for _ in range(3):
-            self.port = free_port()
-            self.https_port = free_port() if self._tls else 0
-            self._write_tree()
-            try:
-                self._spawn()
-                return self
-            except NginxStartError as exc:
-                last = exc
-                self._kill()
-                if "Address already in use" not in str(exc):
-                    break
-        self._cleanup_dir()
-        assert last is not None
-        raise last
-
-    def stop(self) -> None:
-        self._kill()
-        self._cleanup_dir()
-
-    def __enter__(self) -> NginxServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._read_log()
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.prefix = self._tmp
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.https_port = free_port() if self._tls else 0
+
+    def _launch(self) -> None:
+        self._write_tree()
+        d = self.prefix
+        self._spawn(
+            [
+                self.binary,
+                "-p",
+                f"{d}/",
+                "-e",
+                f"{d}/error.log",
+                "-c",
+                f"{d}/nginx.conf",
+                "-g",
+                "daemon off;",
+            ]
+        )
+        self._wait_ready(accepting(self.host, self.port, self.https_port))
 
     def _require_running(self) -> None:
         if self._proc is None:
@@ -293,67 +269,3 @@ http {{
 {servers}}}
 """
         (d / "nginx.conf").write_text(conf)
-
-    def _spawn(self) -> None:
-        assert self.prefix is not None
-        d = self.prefix
-        with open(d / "stderr.log", "wb") as errf:
-            self._proc = subprocess.Popen(
-                [
-                    self.binary,
-                    "-p",
-                    f"{d}/",
-                    "-e",
-                    f"{d}/error.log",
-                    "-c",
-                    f"{d}/nginx.conf",
-                    "-g",
-                    "daemon off;",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=errf,
-                stderr=errf,
-                # Own process group: stop() can reap the workers even if the master is gone.
-                start_new_session=True,
-            )
-        ports = [self.port] + ([self.https_port] if self.https_port else [])
-        deadline = time.monotonic() + self._start_timeout
-        pending = list(ports)
-        while pending:
-            if self._proc.poll() is not None:
-                raise NginxStartError(
-                    f"nginx exited with status {self._proc.returncode} during startup:\n"
-                    f"{self.error_log}"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
-                    pending.pop(0)
-                    continue
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise NginxStartError(
-                    f"nginx did not accept on 127.0.0.1:{pending[0]} within "
-                    f"{self._start_timeout}s:\n{self.error_log}"
-                )
-            time.sleep(0.02)
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # fast shutdown: master stops its workers
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        # Workers whose master died abnormally are still in the group: make sure they go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def _cleanup_dir(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None

@@ -12,30 +12,25 @@ process group so no backend outlives the fixture.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import pwd
-import shutil
 import signal
 import subprocess
-import tempfile
-import time
 import uuid
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from tests.helpers import free_port
+from tests.servers.process import ServerNotFoundError, ServerProcess, ServerStartError
 
 APT_HINT = "apt-get install -y -o DPkg::Lock::Timeout=600 postgresql"
 
 
-class PostgresNotFoundError(RuntimeError):
+class PostgresNotFoundError(ServerNotFoundError):
     """The Debian PostgreSQL server package is missing: tests fail loudly instead of skipping."""
 
 
-class PostgresStartError(RuntimeError):
+class PostgresStartError(ServerStartError):
     """initdb or postgres failed or never became ready; the message carries the server log."""
 
 
@@ -54,13 +49,6 @@ def find_bin_dir() -> Path:
     )
 
 
-def _orphan_proof(argv: list[str]) -> list[str]:
-    """Have the kernel SIGKILL the server if the test process dies without stopping it
-    (killed runner, crashed interpreter): no server outlives its test session."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
-
-
 def _service_user() -> pwd.struct_passwd | None:
     """The unprivileged user to run as when we are root (None: run as ourselves)."""
     if os.geteuid() != 0:
@@ -73,7 +61,15 @@ def _service_user() -> pwd.struct_passwd | None:
     raise PostgresStartError("running as root and neither user 'postgres' nor 'nobody' exists")
 
 
-class PostgresServer:
+class PostgresServer(ServerProcess):
+    label = "postgres"
+    tmp_prefix = "smokegate-pg-"
+    start_error = PostgresStartError
+    stop_signal = signal.SIGINT  # "fast" shutdown: end sessions, checkpoint, exit
+    stop_grace = 15.0
+    poll_interval = 0.1
+    log_files = ("postgres.log",)
+
     def __init__(
         self,
         *,
@@ -83,16 +79,12 @@ class PostgresServer:
         tls_key: str | os.PathLike[str] | None = None,
         start_timeout: float = 60.0,
     ) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.bin_dir = find_bin_dir()
         self.user = user
         self.password = password or f"pg-{uuid.uuid4().hex}"
         self.database = "postgres"
-        self.host = "127.0.0.1"
-        self.port = 0
         self._tls = (tls_cert, tls_key) if tls_cert and tls_key else None
-        self._start_timeout = start_timeout
-        self._tmp: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self._owner = _service_user()
 
     @property
@@ -101,8 +93,7 @@ class PostgresServer:
 
     @property
     def log(self) -> str:
-        path = self._tmp / "postgres.log" if self._tmp else None
-        return path.read_text(errors="replace") if path and path.exists() else ""
+        return self._read_log()
 
     def dsn(self, password: str | None = None, **params: str) -> str:
         """A libpq URI for this server (``password=`` overrides the real one)."""
@@ -113,48 +104,6 @@ class PostgresServer:
         return f"postgresql://{self.user}:{pw}@{self.host}:{self.port}/{self.database}" + (
             f"?{query}" if query else ""
         )
-
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> PostgresServer:
-        if self._proc is not None:
-            raise RuntimeError("PostgresServer already started")
-        self._tmp = Path(tempfile.mkdtemp(prefix="smokegate-pg-"))
-        try:
-            self._initdb()
-            last: Exception | None = None
-            for _ in range(3):  # another process may take the port between probe and bind
-                self.port = free_port()
-                try:
-                    self._spawn()
-                    return self
-                except PostgresStartError as exc:
-                    last = exc
-                    self._kill()
-                    if "already in use" not in str(exc):
-                        break
-            assert last is not None
-            raise last
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self._kill()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -172,6 +121,9 @@ class PostgresServer:
         if self._owner is None:
             return {}
         return {"user": self._owner.pw_uid, "group": self._owner.pw_gid, "extra_groups": []}
+
+    def _prepare(self) -> None:
+        self._initdb()
 
     def _initdb(self) -> None:
         assert self._tmp is not None
@@ -206,7 +158,7 @@ class PostgresServer:
             self._private_file("server.crt", Path(cert).read_bytes())
             self._private_file("server.key", Path(key).read_bytes())
 
-    def _spawn(self) -> None:
+    def _launch(self) -> None:
         assert self._tmp is not None
         settings = {
             "listen_addresses": self.host,
@@ -228,44 +180,10 @@ class PostgresServer:
         argv = [str(self.bin_dir / "postgres"), "-D", str(self._tmp / "data")]
         for k, v in settings.items():
             argv += ["-c", f"{k}={v}"]
-        with open(self._tmp / "postgres.log", "ab") as log:
-            self._proc = subprocess.Popen(
-                _orphan_proof(argv),
-                cwd=self._tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # stop() can reap every backend via the group
-                **self._run_kwargs(),
-            )
-        deadline = time.monotonic() + self._start_timeout
+        # Every backend joins the server's process group: stop() reaps them all.
+        self._spawn(argv, log_name="postgres.log", **self._run_kwargs())
         isready = [str(self.bin_dir / "pg_isready"), "-q", "-h", self.host, "-p", str(self.port)]
-        while True:
-            if self._proc.poll() is not None:
-                raise PostgresStartError(
-                    f"postgres exited with status {self._proc.returncode}:\n{self.log}"
-                )
-            # pg_isready answers 0 only once the server accepts connections (after recovery).
-            if subprocess.run(isready, capture_output=True, timeout=10).returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise PostgresStartError(
-                    f"postgres not ready on {self.host}:{self.port} within "
-                    f"{self._start_timeout}s:\n{self.log}"
-                )
-            time.sleep(0.1)
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # "fast" shutdown: end sessions, checkpoint, exit
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        # Backends whose postmaster died abnormally are still in the group.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        # pg_isready answers 0 only once the server accepts connections (after recovery).
+        self._wait_ready(
+            lambda: subprocess.run(isready, capture_output=True, timeout=10).returncode == 0
+        )

@@ -11,47 +11,46 @@ persisted: no RDB, no AOF, and the temporary directory is removed by ``stop()``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
-import time
 import uuid
-from pathlib import Path
-from types import TracebackType
 
-from tests.helpers import free_port
+from tests.servers.process import (
+    ServerNotFoundError,
+    ServerProcess,
+    ServerStartError,
+    accepting,
+    find_binary,
+    free_port,
+    read_logs,
+)
 
 APT_HINT = "apt-get install -y -o DPkg::Lock::Timeout=600 redis-server"
 
 
-class RedisNotFoundError(RuntimeError):
+class RedisNotFoundError(ServerNotFoundError):
     """The Debian redis-server package is missing: tests fail loudly instead of skipping."""
 
 
-class RedisStartError(RuntimeError):
+class RedisStartError(ServerStartError):
     """redis-server exited or never accepted connections; the message carries its log."""
 
 
 def find_redis() -> str:
-    found = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None
-    )
+    found = find_binary("redis-server", ("/usr/bin/redis-server",))
     if found is None:
         raise RedisNotFoundError(f"redis-server not found: {APT_HINT}")
     return found
 
 
-def _orphan_proof(argv: list[str]) -> list[str]:
-    """Have the kernel SIGKILL the server if the test process dies without stopping it."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
+class RedisServer(ServerProcess):
+    label = "redis-server"
+    tmp_prefix = "smokegate-redis-"
+    start_error = RedisStartError
+    stop_grace = 10.0
+    port_in_use = "in use"
+    log_files = ("redis.log", "stderr.log")
 
-
-class RedisServer:
     def __init__(
         self,
         *,
@@ -62,21 +61,16 @@ class RedisServer:
         tls_ca: str | os.PathLike[str] | None = None,
         start_timeout: float = 20.0,
     ) -> None:
+        super().__init__(start_timeout=start_timeout)
         self.binary = find_redis()
         self.password = password or f"rd-{uuid.uuid4().hex}"
         self.acl_user = acl_user
-        self.host = "127.0.0.1"
-        self.port = 0
         self.tls_port = 0
         self._tls = (tls_cert, tls_key, tls_ca) if tls_cert and tls_key else None
-        self._start_timeout = start_timeout
-        self._tmp: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def log(self) -> str:
-        path = self._tmp / "redis.log" if self._tmp else None
-        return path.read_text(errors="replace") if path and path.exists() else ""
+        return read_logs(self._tmp / "redis.log") if self._tmp else ""
 
     def command(self, *argv: str, db: int = 0) -> bytes:
         """Send one command (after AUTH, in database ``db``) and return its raw reply line(s):
@@ -100,49 +94,11 @@ class RedisServer:
                 data += chunk
         return data.split(b"\r\n", len(setup))[-1]
 
-    # -- lifecycle ----------------------------------------------------------------------------
-
-    def start(self) -> RedisServer:
-        if self._proc is not None:
-            raise RuntimeError("RedisServer already started")
-        self._tmp = Path(tempfile.mkdtemp(prefix="smokegate-redis-"))
-        try:
-            last: Exception | None = None
-            for _ in range(3):  # another process may take a port between probe and bind
-                self.port = free_port()
-                self.tls_port = free_port() if self._tls else 0
-                try:
-                    self._spawn()
-                    return self
-                except RedisStartError as exc:
-                    last = exc
-                    self._kill()
-                    if "in use" not in str(exc):
-                        break
-            assert last is not None
-            raise last
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        self._kill()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- internals ----------------------------------------------------------------------------
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        self.tls_port = free_port() if self._tls else 0
 
     def _config(self) -> str:
         assert self._tmp is not None
@@ -171,51 +127,10 @@ class RedisServer:
                 lines.append(f"tls-ca-cert-file {ca}")
         return "\n".join(lines) + "\n"
 
-    def _spawn(self) -> None:
+    def _launch(self) -> None:
         assert self._tmp is not None
         conf = self._tmp / "redis.conf"
         conf.write_text(self._config())
         conf.chmod(0o600)
-        with open(self._tmp / "stderr.log", "ab") as errf:
-            self._proc = subprocess.Popen(
-                _orphan_proof([self.binary, str(conf)]),
-                cwd=self._tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=errf,
-                stderr=errf,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + self._start_timeout
-        pending = [p for p in (self.port, self.tls_port) if p]
-        while pending:
-            if self._proc.poll() is not None:
-                stderr = (self._tmp / "stderr.log").read_text(errors="replace")
-                raise RedisStartError(
-                    f"redis-server exited with status {self._proc.returncode}:\n{self.log}{stderr}"
-                )
-            try:
-                with socket.create_connection((self.host, pending[0]), timeout=0.5):
-                    pending.pop(0)
-                    continue
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RedisStartError(
-                    f"redis-server did not accept on {self.host}:{pending[0]} within "
-                    f"{self._start_timeout}s:\n{self.log}"
-                )
-            time.sleep(0.02)
-
-    def _kill(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        self._spawn([self.binary, str(conf)])
+        self._wait_ready(accepting(self.host, self.port, self.tls_port), self.port, self.tls_port)

@@ -22,9 +22,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
 import trustme
+
+from tests.servers.process import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def make_certs() -> Certs:
     )
 
 
-class StreamServer:
+class StreamServer(Lifecycle):
     """A threaded plain-TCP banner/echo server on 127.0.0.1."""
 
     def __init__(
@@ -106,7 +108,7 @@ class StreamServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> StreamServer:
+    def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
@@ -193,17 +195,6 @@ class StreamServer:
         for t in self._threads:
             t.join(timeout=5)
 
-    def __enter__(self) -> StreamServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class TlsServer(StreamServer):
     """The same server behind TLS, presenting ``cert``.
@@ -243,10 +234,6 @@ class TlsServer(StreamServer):
 
     def wrap(self, conn: socket.socket) -> socket.socket:
         return self.context.wrap_socket(conn, server_side=True)
-
-    def __enter__(self) -> TlsServer:
-        self.start()
-        return self
 
 
 class SilentServer:

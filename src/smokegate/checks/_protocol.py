@@ -7,7 +7,8 @@ those kinds have in common:
 - turning driver and socket errors into named failures (``cause_kind``, ``failure``,
   ``connect_failure``, ``within``);
 - TLS material given as PEM text for drivers that only read files (``pem_files``);
-- the row expectations of the SQL kinds (``SqlExpect``, ``sql_outcome``).
+- the row expectations of the SQL kinds (``SqlExpect``, ``sql_outcome``);
+- the connection fields of the SQL kinds (``SqlSpec``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from smokegate.checks.base import (
     CheckContext,
     CheckFailed,
     ErrorKind,
+    LocalPath,
     Mismatch,
     Outcome,
     Spec,
@@ -40,6 +42,7 @@ from smokegate.checks.base import (
 )
 from smokegate.checks.expect import check_value, is_matcher, render
 from smokegate.secrets import MASK
+from smokegate.suite.model import Duration
 
 # ---------------------------------------------------------------------------------------------
 # Credentials
@@ -241,6 +244,48 @@ class SqlExpect(Spec):
         if isinstance(v, dict) and not is_matcher(v):
             raise ValueError("rows must be a count or a matcher like {gte: 1}")
         return v
+
+
+class SqlSpec(Spec):
+    """The fields every SQL kind takes: where to connect, with which credentials and TLS, what
+    to run and what to expect. Each kind subclasses it, narrowing ``sslmode`` to the modes its
+    driver knows and re-declaring the fields whose documentation is its own (an attribute
+    docstring is the field's description in the JSON Schema). A re-declared field keeps its
+    place in the schema, so keep the type and default the same as here."""
+
+    dsn: str | None = None
+    """Connection string; redacted everywhere, fields below override its parts."""
+    host: str | None = None
+    """Server name or address (required without `dsn`)."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Default: the server's usual port."""
+    database: str | None = None
+    user: str | None = None
+    password: str | None = None
+    """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
+    sslmode: str | None = None
+    """TLS mode, in libpq's words (`disable` … `verify-full`)."""
+    ca: LocalPath | None = None
+    """CA bundle to verify the server against (file path or PEM text)."""
+    cert: LocalPath | None = None
+    """Client certificate for mutual TLS (file path or PEM text)."""
+    key: LocalPath | None = None
+    """Private key for `cert` (file path or PEM text)."""
+    connect_timeout: Duration | None = None
+    """Give up connecting after this long (default: the check's attempt timeout)."""
+    query: str = Field(default="SELECT 1", min_length=1)
+    """SQL to run; expectations apply to its (first) result set."""
+    read_only: bool = True
+    """Run the query read-only (the default); `false` allows writes."""
+    expect: SqlExpect = Field(default_factory=SqlExpect)
+
+    @model_validator(mode="after")
+    def _where(self) -> Self:
+        if not self.dsn and not self.host:
+            raise ValueError("give `dsn` or `host`")
+        if self.key and not self.cert:
+            raise ValueError("`key` needs `cert`")
+        return self
 
 
 def cell(value: Any) -> Any:

@@ -133,6 +133,47 @@ _UNAVAILABLE = tuple(
 )
 
 
+# The other status codes a person can act on: kind, message, and the evidence's subject,
+# expectation and actual value, as templates of {target}, {reason}, {what} and {service}.
+_STATUS_FAILURES: dict[str, tuple[str, str, str, str, str]] = {
+    "DEADLINE_EXCEEDED": (
+        ErrorKind.TIMEOUT,
+        "health check of {target} timed out: {reason}",
+        "deadline",
+        "an answer",
+        "{reason}",
+    ),
+    "UNAUTHENTICATED": (
+        ErrorKind.AUTH,
+        "authentication failed at {target}: {reason}",
+        "authentication",
+        "credentials accepted",
+        "{reason}",
+    ),
+    "PERMISSION_DENIED": (
+        ErrorKind.FORBIDDEN,
+        "permission denied at {target}: {reason}",
+        "access",
+        "allowed",
+        "{reason}",
+    ),
+    "NOT_FOUND": (
+        ErrorKind.NOT_FOUND,
+        "the health service of {target} does not know {what}",
+        "service",
+        "{service!r} registered with the health service",
+        "unknown service (NOT_FOUND)",
+    ),
+    "UNIMPLEMENTED": (
+        ErrorKind.PROTOCOL,
+        "{target} does not implement grpc.health.v1.Health (register the health service)",
+        "health service",
+        "grpc.health.v1.Health implemented",
+        "{reason}",
+    ),
+}
+
+
 def _quiet_core() -> None:
     """gRPC core logs every failed TLS handshake at INFO on stderr, garbling the console report
     of a failure this check already reports. Core reads GRPC_VERBOSITY once, when grpc is first
@@ -177,47 +218,13 @@ def _failure(code: Any, details: str, target: str, service: str) -> CheckFailed:
             ErrorKind.PROTOCOL: ("connection", "an HTTP/2 gRPC session"),
         }.get(kind, ("connection", "a server accepting connections"))
         return failure(kind, f"cannot reach {target}: {reason}", subject, expected, reason)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return failure(
-            ErrorKind.TIMEOUT,
-            f"health check of {target} timed out: {reason}",
-            "deadline",
-            "an answer",
-            reason,
-        )
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return failure(
-            ErrorKind.AUTH,
-            f"authentication failed at {target}: {reason}",
-            "authentication",
-            "credentials accepted",
-            reason,
-        )
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return failure(
-            ErrorKind.FORBIDDEN,
-            f"permission denied at {target}: {reason}",
-            "access",
-            "allowed",
-            reason,
-        )
-    if code == grpc.StatusCode.NOT_FOUND:
-        return failure(
-            ErrorKind.NOT_FOUND,
-            f"the health service of {target} does not know {what}",
-            "service",
-            f"{service!r} registered with the health service",
-            "unknown service (NOT_FOUND)",
-        )
-    if code == grpc.StatusCode.UNIMPLEMENTED:
-        return failure(
-            ErrorKind.PROTOCOL,
-            f"{target} does not implement grpc.health.v1.Health (register the health service)",
-            "health service",
-            "grpc.health.v1.Health implemented",
-            reason,
-        )
-    return failure(ErrorKind.PROTOCOL, f"health check failed: {reason}", "rpc", "OK", reason)
+    named = _STATUS_FAILURES.get(code.name)
+    if named is None:
+        return failure(ErrorKind.PROTOCOL, f"health check failed: {reason}", "rpc", "OK", reason)
+    kind, *texts = named
+    values = {"target": target, "reason": reason, "what": what, "service": service}
+    message, subject, expected, actual = (text.format(**values) for text in texts)
+    return failure(kind, message, subject, expected, actual)
 
 
 def _channel(spec: GrpcSpec) -> Any:

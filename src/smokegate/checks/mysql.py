@@ -32,11 +32,11 @@ import time
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from smokegate.checks._protocol import (
     SAMPLE_ROWS,
-    SqlExpect,
+    SqlSpec,
     cause_kind,
     connect_failure,
     dsn_secrets,
@@ -52,7 +52,6 @@ from smokegate.checks.base import (
     ErrorKind,
     LocalPath,
     Outcome,
-    Spec,
 )
 from smokegate.suite.model import Duration
 
@@ -68,30 +67,20 @@ _MYSQL_SSL_MODES: dict[str, SslMode] = {
 }
 
 
-class MysqlSpec(Spec):
+class MysqlSpec(SqlSpec):
     """Connect to MySQL/MariaDB, run a query, check the rows."""
 
     dsn: str | None = None
     """`mysql://user:pass@host:3306/db` (or `mariadb://`; `?ssl-mode=REQUIRED` accepted).
     Redacted everywhere; fields below override its parts."""
-    host: str | None = None
-    """Server name or address (required without `dsn`)."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Default 3306."""
-    database: str | None = None
-    user: str | None = None
-    password: str | None = None
-    """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
     sslmode: SslMode | None = None
     """`disable`, `prefer` (TLS if offered, unverified), `require` (TLS, unverified),
     `verify-ca`, `verify-full` (chain and host name). Default: `verify-full` when `ca` is given,
     else `prefer`."""
     ca: LocalPath | None = None
     """CA bundle to verify the server against (file path or PEM text); default: system CAs."""
-    cert: LocalPath | None = None
-    """Client certificate for mutual TLS (file path or PEM text)."""
-    key: LocalPath | None = None
-    """Private key for `cert` (file path or PEM text)."""
     connect_timeout: Duration | None = None
     """Give up connecting (TCP, TLS, login) after this long (default: the attempt timeout)."""
     query: str = Field(default="SELECT 1", min_length=1)
@@ -99,7 +88,6 @@ class MysqlSpec(Spec):
     read_only: bool = True
     """Run in a read-only session (writes and DDL are refused). `false` allows writes, which
     are committed (autocommit)."""
-    expect: SqlExpect = Field(default_factory=SqlExpect)
 
     @field_validator("dsn")
     @classmethod
@@ -107,14 +95,6 @@ class MysqlSpec(Spec):
         if v is not None:
             parse_dsn(v)
         return v
-
-    @model_validator(mode="after")
-    def _where(self) -> MysqlSpec:
-        if not self.dsn and not self.host:
-            raise ValueError("give `dsn` or `host`")
-        if self.key and not self.cert:
-            raise ValueError("`key` needs `cert`")
-        return self
 
 
 def parse_dsn(dsn: str) -> dict[str, Any]:

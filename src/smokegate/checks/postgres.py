@@ -21,8 +21,8 @@ SCRAM; this module only maps its errors to kinds a person can act on and keeps c
 of every message. The query runs in a read-only transaction that is rolled back, unless
 ``readOnly: false``.
 
-The row expectations (``SqlExpect``) and the helpers shared with the other protocol kinds live
-in ``checks._protocol``.
+The fields shared with ``mysql`` (``SqlSpec``), the row expectations (``SqlExpect``) and the
+helpers shared with the other protocol kinds live in ``checks._protocol``.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from smokegate.checks._protocol import (
     SAMPLE_ROWS,
-    SqlExpect,
+    SqlSpec,
     connect_failure,
     dsn_secrets,
     failure,
@@ -45,8 +45,7 @@ from smokegate.checks._protocol import (
     sql_outcome,
     within,
 )
-from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, LocalPath, Outcome, Spec
-from smokegate.suite.model import Duration
+from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
 
 # ---------------------------------------------------------------------------------------------
 # The postgres kind
@@ -54,44 +53,20 @@ from smokegate.suite.model import Duration
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
-class PostgresSpec(Spec):
+class PostgresSpec(SqlSpec):
     """Connect to PostgreSQL, run a query, check the rows."""
 
     dsn: str | None = None
     """libpq connection string: `postgresql://user:pass@host:5432/db?sslmode=require` or
     `host=… dbname=…`. Redacted everywhere; fields below override its parts."""
-    host: str | None = None
-    """Server name or address (required without `dsn`)."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """Default 5432."""
     database: str | None = None
     """Database name (libpq `dbname`); default: the user name."""
-    user: str | None = None
-    password: str | None = None
-    """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
     sslmode: SslMode | None = None
     """libpq sslmode. Default: `verify-full` when `ca` is given, else libpq's `prefer`."""
-    ca: LocalPath | None = None
-    """CA bundle to verify the server against (file path or PEM text)."""
-    cert: LocalPath | None = None
-    """Client certificate for mutual TLS (file path or PEM text)."""
-    key: LocalPath | None = None
-    """Private key for `cert` (file path or PEM text)."""
-    connect_timeout: Duration | None = None
-    """Give up connecting after this long (default: the check's attempt timeout)."""
-    query: str = Field(default="SELECT 1", min_length=1)
-    """SQL to run; expectations apply to its (first) result set."""
     read_only: bool = True
     """Run the query in a read-only transaction, rolled back afterwards. `false` commits."""
-    expect: SqlExpect = Field(default_factory=SqlExpect)
-
-    @model_validator(mode="after")
-    def _where(self) -> PostgresSpec:
-        if not self.dsn and not self.host:
-            raise ValueError("give `dsn` or `host`")
-        if self.key and not self.cert:
-            raise ValueError("`key` needs `cert`")
-        return self
 
 
 def _params(spec: PostgresSpec, from_dsn: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,8 @@ kubelet (helmtest_cluster.py says what the test plays: scheduler, kubelet, job c
 - ``stand_in_node`` (session): ``scripts/kube/stand-in-kubelet.py`` + a Node pointing at it;
 - ``actors`` (function): scheduler/kubelet/job controller for ``kube_namespace``;
 - ``helm`` (session): the real helm v4 binary against the test apiserver;
-- ``base_chart`` (session): ``helm create myapp``; ``make_chart`` adds test hooks to a copy.
+- ``base_chart`` (session): ``helm create myapp``; ``make_chart`` adds test hooks to a copy;
+- ``ns`` (function): ``kube_namespace`` with all of the above at hand (``Namespace``).
 
 Helpers that are not fixtures live in helmtest_support.py.
 """
@@ -25,7 +26,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from helmtest_cluster import Api, ClusterActors, StandInNode  # noqa: E402
-from helmtest_support import Helm  # noqa: E402
+from helmtest_support import Helm, Namespace  # noqa: E402
 from kubeenv import REPO_ROOT, KubeEnv  # noqa: E402
 
 
@@ -94,3 +95,18 @@ def make_chart(base_chart: Path, tmp_path: Path) -> Callable[..., Path]:
 def kubeconfig_fixture(kube_env: KubeEnv) -> Path:
     assert kube_env.kubeconfig is not None
     return kube_env.kubeconfig
+
+
+@pytest.fixture
+def ns(
+    kube_env: KubeEnv,
+    api: Api,
+    helm: Helm,
+    make_chart: Callable[..., Path],
+    kube_namespace: str,
+    kubeconfig: Path,
+    tmp_path: Path,
+) -> Namespace:
+    """The scenario's namespace. Without ``actors`` nothing runs the pods smokegate creates:
+    a test that needs them to run asks for ``actors`` too."""
+    return Namespace(kube_namespace, kube_env, api, helm, make_chart, kubeconfig, tmp_path)

@@ -1,4 +1,7 @@
-"""Helpers for the helm-test tests (not fixtures, so test modules import them directly)."""
+"""Helpers for the helm-test tests (not fixtures, so test modules import them directly).
+
+``Namespace`` (the ``ns`` fixture) is the scaffolding every scenario shares: install the chart,
+run ``smokegate helm-test`` with a JSON report and check its exit code, look at what is left."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from typing import Any
 
 import yaml
 from helmtest_cluster import Api
-from kubeenv import REPO_ROOT
+from kubeenv import REPO_ROOT, KubeEnv
+from tests.helpers import CliResult as Result
+from tests.helpers import run_cli, write_suite
 
 RUN_LABEL = "smokegate.io/helm-test-run"
 
@@ -144,17 +149,6 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
 def helm_test(kubeconfig: Path | str, *args: str, timeout: float = 120) -> Result:
     """``smokegate helm-test ARGS`` (through the subcommand's own entry point) as a subprocess."""
     proc = subprocess.run(
@@ -240,3 +234,115 @@ def load_json(path: Path) -> Any:
 
 def results_by_name(report: Any) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in report["results"]}
+
+
+# --- Flux ----------------------------------------------------------------------------------------
+
+
+def helm_release(namespace: str, test: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A Flux HelmRelease ``myapp`` of the chart ``myapp``, with ``spec.test`` = ``test`` and any
+    other ``spec`` fields (``targetNamespace=…``)."""
+    source = {"kind": "HelmRepository", "name": "charts"}
+    return {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": "myapp", "namespace": namespace},
+        "spec": {
+            "interval": "5m",
+            **spec,
+            "chart": {"spec": {"chart": "myapp", "sourceRef": source}},
+            "test": test,
+        },
+    }
+
+
+# --- one scenario's namespace --------------------------------------------------------------------
+
+
+@dataclass
+class Reported(Result):
+    """A run's console output and exit code, with the JSON report it wrote."""
+
+    report: Any = None
+    junit: Path | None = None
+
+    @property
+    def results(self) -> dict[str, dict[str, Any]]:
+        return results_by_name(self.report)
+
+
+@dataclass
+class Namespace:
+    """The namespace a scenario runs in (the ``ns`` fixture): the chart installed there, the
+    ``smokegate helm-test`` runs against it, and the smokegate objects left in it."""
+
+    name: str
+    kube_env: KubeEnv
+    api: Api
+    helm: Helm
+    make_chart: Callable[..., Path]
+    kubeconfig: Path
+    tmp_path: Path
+
+    @property
+    def report_path(self) -> Path:
+        return self.tmp_path / "report.json"
+
+    def report(self) -> Any:
+        """The JSON report the last run wrote."""
+        return load_json(self.report_path)
+
+    def install(
+        self,
+        hooks: dict[str, str],
+        *helm_args: str,
+        keep_default: bool = True,
+        release: str = "myapp",
+        namespace: str | None = None,
+    ) -> None:
+        """``helm install`` of ``helm create myapp`` plus ``hooks`` (``make_chart``), here
+        unless ``namespace`` says otherwise."""
+        chart = self.make_chart(hooks, keep_default=keep_default)
+        self.helm("install", release, str(chart), "-n", namespace or self.name, *helm_args)
+
+    def helm_test(self, *args: str, code: int | None = None) -> Result:
+        """``smokegate helm-test ARGS -n NAME``; with ``code``, asserts the exit code."""
+        r = helm_test(self.kubeconfig, *args, "-n", self.name)
+        if code is not None:
+            assert r.code == code, r.text
+        return r
+
+    def run(self, *args: str, code: int, junit: bool = False) -> Reported:
+        """``helm_test`` with a JSON report (and a JUnit one if ``junit``), read back."""
+        reports = ["--report", f"json={self.report_path}"]
+        junit_path = self.tmp_path / "junit.xml" if junit else None
+        if junit_path:
+            reports += ["--report", f"junit={junit_path}"]
+        r = self.helm_test(*args, *reports, code=code)
+        return Reported(r.code, r.out, r.err, self.report(), junit_path)
+
+    def start(self, *args: str, report: bool = False) -> Background:
+        """``helm_test`` in the background (to interrupt it), with a JSON report if ``report``."""
+        reports = ["--report", f"json={self.report_path}"] if report else []
+        return helm_test_background(self.kubeconfig, *args, *reports, "-n", self.name)
+
+    def run_suite(self, checks_yaml: str, *, code: int) -> Reported:
+        """``smokegate run`` of a suite of these checks against this namespace."""
+        suite = write_suite(self.tmp_path, checks_yaml)
+        r = run_cli("run", str(suite), "-n", self.name, "--kubeconfig", str(self.kubeconfig),
+                    "--report", f"json={self.report_path}")  # fmt: skip
+        assert r.code == code, r.text
+        return Reported(r.code, r.out, r.err, self.report())
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        self.kube_env.kubectl("apply", "-f", "-", input=json.dumps(obj))
+
+    def wait_for_running_pods(self, count: int) -> None:
+        wait_for(
+            lambda: len(running_smokegate_pods(self.api, self.name)) >= count,
+            what=f"{count} running test pods",
+        )
+
+    def left(self, namespace: str | None = None) -> list[str]:
+        """The smokegate objects left here (or in ``namespace``): ``[]`` after every scenario."""
+        return smokegate_objects(self.api, namespace or self.name)

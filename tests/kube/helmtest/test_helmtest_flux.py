@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helmtest_cluster import Api, ClusterActors, StandInNode
-from helmtest_support import (
-    ORDERS_LOG,
-    THREE_HOOKS,
-    Helm,
-    helm_test,
-    load_json,
-    results_by_name,
-    smokegate_objects,
-)
+from helmtest_support import ORDERS_LOG, THREE_HOOKS, Namespace, helm_release, helm_test
 from kubeenv import KubeEnv
 
 T0 = "2025-01-01T00:00:00Z"
@@ -84,84 +76,54 @@ def _flux_tested(name: str, ns: str, release: str, target: str) -> dict[str, Any
 
 
 def test_rerun_failed_reruns_exactly_the_failed_hook_of_a_helmrelease(
-    kube_env: KubeEnv,
-    api: Api,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    target_ns: tuple[str, ClusterActors],
-    kubeconfig: Path,
-    tmp_path: Path,
+    ns: Namespace, target_ns: tuple[str, ClusterActors]
 ) -> None:
-    flux_ns, (target, _) = kube_namespace, target_ns
+    flux_ns, (target, _) = ns.name, target_ns
     release = f"{target}-myapp"  # Flux: <targetNamespace>-<name>
     # fullnameOverride keeps hook names independent of the (long) release name.
-    chart = make_chart(THREE_HOOKS)
-    helm("install", release, str(chart), "-n", target, "--set", "fullnameOverride=myapp")
-    _move_release_secret(kube_env, release, target, flux_ns)
-    hr = {
-        "apiVersion": "helm.toolkit.fluxcd.io/v2",
-        "kind": "HelmRelease",
-        "metadata": {"name": "myapp", "namespace": flux_ns},
-        "spec": {
-            "interval": "5m",
-            "targetNamespace": target,
-            "chart": {"spec": {"chart": "myapp", "sourceRef": {"kind": "HelmRepository",
-                                                               "name": "charts"}}},
-            "test": {"enable": True},
-        },
-    }  # fmt: skip
-    kube_env.kubectl("apply", "-f", "-", input=json.dumps(hr))
+    ns.install(THREE_HOOKS, "--set", "fullnameOverride=myapp", release=release, namespace=target)
+    _move_release_secret(ns.kube_env, release, target, flux_ns)
+    hr = helm_release(flux_ns, {"enable": True}, targetNamespace=target)
+    ns.apply(hr)
     status = _flux_tested("myapp", flux_ns, "myapp", target)
-    kube_env.kubectl(
+    ns.kube_env.kubectl(
         "patch", "helmrelease", "myapp", "-n", flux_ns, "--subresource=status", "--type=merge",
         "-p", json.dumps({"status": status}),
     )  # fmt: skip
 
-    listed = helm_test(kubeconfig, "hr/myapp", "-n", flux_ns, "--rerun-failed", "--list")
-    assert listed.code == 0, listed.text
+    listed = ns.helm_test("hr/myapp", "--rerun-failed", "--list", code=0)
     assert f"helm release {flux_ns}/{release} v1" in listed.out
     assert f"tests run in namespace {target}" in listed.out
     assert "1 of 3 tests selected" in listed.err
 
-    report = tmp_path / "report.json"
-    r = helm_test(kubeconfig, "hr/myapp", "-n", flux_ns, "--rerun-failed", "--report",
-                  f"json={report}")  # fmt: skip
-    assert r.code == 1, r.text
+    r = ns.run("hr/myapp", "--rerun-failed", code=1)
     assert ORDERS_LOG in r.out  # its log, in the console
-    res = results_by_name(load_json(report))
+    res = r.results
     assert list(res) == ["myapp-test-orders"]
     assert res["myapp-test-orders"]["details"]["namespace"] == target
     assert ORDERS_LOG in res["myapp-test-orders"]["log"]
-    assert smokegate_objects(api, target) == []
-    assert smokegate_objects(api, flux_ns) == []
+    assert ns.left(target) == []
+    assert ns.left() == []
 
     # The HelmRelease's spec.test.filters apply (as Flux would), unless told otherwise.
     hr["spec"]["test"]["filters"] = [{"name": "myapp-test-orders", "exclude": True}]
-    kube_env.kubectl("apply", "-f", "-", input=json.dumps(hr))
-    r = helm_test(kubeconfig, "hr/myapp", "-n", flux_ns, "--list")
+    ns.apply(hr)
+    r = ns.helm_test("hr/myapp", "--list")
     assert "excluded by the HelmRelease's spec.test.filters" in r.out
     assert "2 of 3 tests selected" in r.err
-    r = helm_test(kubeconfig, "hr/myapp", "-n", flux_ns, "--list", "--no-flux-filters")
+    r = ns.helm_test("hr/myapp", "--list", "--no-flux-filters")
     assert "3 of 3 tests selected" in r.err
 
 
 def test_record_writes_last_run_so_helm_status_shows_it(
-    api: Api,
-    actors: ClusterActors,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
+    actors: ClusterActors, ns: Namespace
 ) -> None:
-    ns = kube_namespace
-    helm("install", "myapp", str(make_chart(THREE_HOOKS)), "-n", ns)
-    before = helm("status", "myapp", "-n", ns).stdout
+    ns.install(THREE_HOOKS)
+    before = ns.helm("status", "myapp", "-n", ns.name).stdout
     assert "TEST SUITE" not in before or "Phase:          Succeeded" not in before
-    r = helm_test(kubeconfig, "myapp", "-n", ns, "--record")
-    assert r.code == 1, r.text
-    assert f"recorded 3 test results in helm release {ns}/myapp v1" in r.err
-    status = helm("status", "myapp", "-n", ns).stdout
+    r = ns.helm_test("myapp", "--record", code=1)
+    assert f"recorded 3 test results in helm release {ns.name}/myapp v1" in r.err
+    status = ns.helm("status", "myapp", "-n", ns.name).stdout
     blocks = {
         b.splitlines()[0].split()[-1]: b for b in status.split("TEST SUITE:")[1:] if b.strip()
     }
@@ -169,52 +131,44 @@ def test_record_writes_last_run_so_helm_status_shows_it(
     assert "Phase:          Failed" in blocks["myapp-test-orders"]
     assert "Phase:          Succeeded" in blocks["myapp-test-db"]
     # Helm still reads and upgrades the release it wrote, with our change in it.
-    helm("upgrade", "myapp", str(make_chart(THREE_HOOKS)), "-n", ns)
-    history = helm("history", "myapp", "-n", ns, "-o", "json").stdout
+    ns.helm("upgrade", "myapp", str(ns.make_chart(THREE_HOOKS)), "-n", ns.name)
+    history = ns.helm("history", "myapp", "-n", ns.name, "-o", "json").stdout
     assert [h["status"] for h in json.loads(history)] == ["superseded", "deployed"]
     # --rerun-failed reads Helm's own record for a plain release.
-    r = helm_test(kubeconfig, "myapp", "-n", ns, "--rerun-failed", "--list")
+    r = ns.helm_test("myapp", "--rerun-failed", "--list")
     assert "0 of 3 tests selected" in r.err  # v2 has not been tested yet
 
 
-def test_errors_name_the_resource_and_never_show_a_traceback(
-    kube_env: KubeEnv,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
-    tmp_path: Path,
-) -> None:
-    ns = kube_namespace
-    r = helm_test(kubeconfig, "nope", "-n", ns)
-    assert (r.code, r.err.strip()) == (2, f"smokegate: helm release {ns}/nope: not found")
-    r = helm_test(kubeconfig, "hr/nope", "-n", ns)
-    assert (r.code, r.err.strip()) == (2, f"smokegate: helmrelease {ns}/nope: not found")
-    r = helm_test(kubeconfig, "myapp", "-n", ns, "--filter", "foo=bar")
+def test_errors_name_the_resource_and_never_show_a_traceback(ns: Namespace) -> None:
+    r = ns.helm_test("nope")
+    assert (r.code, r.err.strip()) == (2, f"smokegate: helm release {ns.name}/nope: not found")
+    r = ns.helm_test("hr/nope")
+    assert (r.code, r.err.strip()) == (2, f"smokegate: helmrelease {ns.name}/nope: not found")
+    r = ns.helm_test("myapp", "--filter", "foo=bar")
     assert r.code == 2 and "only hook-name globs are supported" in r.err
-    r = helm_test(kubeconfig, "-n", ns)
+    r = ns.helm_test()
     assert r.code == 2 and "name a release" in r.err
-    r = helm_test(tmp_path / "missing-kubeconfig", "myapp", "-n", ns)
+    r = helm_test(ns.tmp_path / "missing-kubeconfig", "myapp", "-n", ns.name)
     assert r.code == 2 and "missing-kubeconfig" in r.err
 
-    helm("install", "myapp", str(make_chart({})), "-n", ns)
-    r = helm_test(kubeconfig, "myapp", "-n", ns, "--filter", "no-such-*")
+    ns.install({})
+    r = ns.helm_test("myapp", "--filter", "no-such-*")
     assert r.code == 2 and "no test hook matches the selection" in r.err
-    kube_env.kubectl("label", "secret", "sh.helm.release.v1.myapp.v1", "-n", ns,
-                     "status=failed", "--overwrite")  # fmt: skip
-    r = helm_test(kubeconfig, "myapp", "-n", ns)
+    ns.kube_env.kubectl("label", "secret", "sh.helm.release.v1.myapp.v1", "-n", ns.name,
+                        "status=failed", "--overwrite")  # fmt: skip
+    r = ns.helm_test("myapp")
     assert r.code == 2
     assert r.err.strip() == (
-        f"smokegate: helm release {ns}/myapp: no deployed revision found (v1 failed)"
+        f"smokegate: helm release {ns.name}/myapp: no deployed revision found (v1 failed)"
     )
     # A token bound to no role: the API's own words, and what permission is missing.
-    kube_env.kubectl("create", "serviceaccount", "nobody", "-n", ns)
-    token = kube_env.kubectl("create", "token", "nobody", "-n", ns).stdout.strip()
-    limited = tmp_path / "limited.kubeconfig"
-    config = json.loads(Path(kubeconfig).read_text())
+    ns.kube_env.kubectl("create", "serviceaccount", "nobody", "-n", ns.name)
+    token = ns.kube_env.kubectl("create", "token", "nobody", "-n", ns.name).stdout.strip()
+    limited = ns.tmp_path / "limited.kubeconfig"
+    config = json.loads(Path(ns.kubeconfig).read_text())
     config["users"][0]["user"]["token"] = token
     limited.write_text(json.dumps(config))
-    r = helm_test(limited, "myapp", "-n", ns)
+    r = helm_test(limited, "myapp", "-n", ns.name)
     assert r.code == 4
     assert "forbidden" in r.err and "it needs list on secrets there" in r.err
     assert "Traceback" not in r.text

@@ -10,40 +10,16 @@ After every scenario, no Pod, Job or ConfigMap created by smokegate may remain.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from pathlib import Path
 
-from helmtest_cluster import Api, ClusterActors
-from helmtest_support import (
-    DB_LOG,
-    ORDERS_LOG,
-    THREE_HOOKS,
-    Helm,
-    helm_test,
-    job_hook,
-    load_json,
-    pod_hook,
-    results_by_name,
-    smokegate_objects,
-)
+from helmtest_cluster import ClusterActors
+from helmtest_support import DB_LOG, ORDERS_LOG, THREE_HOOKS, Namespace, job_hook, pod_hook
 
 
 def test_runs_every_test_and_reports_the_failing_ones_log(
-    api: Api,
-    actors: ClusterActors,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
-    tmp_path: Path,
+    actors: ClusterActors, ns: Namespace
 ) -> None:
-    ns = kube_namespace
-    helm("install", "myapp", str(make_chart(THREE_HOOKS)), "-n", ns)
-    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
-    r = helm_test(
-        kubeconfig, "myapp", "-n", ns, "--report", f"junit={junit}", "--report", f"json={report}"
-    )
-    assert r.code == 1, r.text
+    ns.install(THREE_HOOKS)
+    r = ns.run("myapp", code=1, junit=True)
     # Console: the verdict, and the tail of the failing test's log.
     assert "2 passed, 1 failed" in r.out
     assert ORDERS_LOG in r.out
@@ -59,7 +35,7 @@ def test_runs_every_test_and_reports_the_failing_ones_log(
         "helm-test/myapp-test-db",
     ]
     # JSON: every test, its status and its full log, Jobs included.
-    results = results_by_name(load_json(report))
+    results = r.results
     assert {n: x["status"] for n, x in results.items()} == {
         "myapp-test-connection": "passed",
         "myapp-test-orders": "failed",
@@ -71,14 +47,14 @@ def test_runs_every_test_and_reports_the_failing_ones_log(
     assert DB_LOG in results["myapp-test-db"]["log"]
     assert results["myapp-test-db"]["details"]["deletePolicies"] == ["hook-succeeded"]
     # JUnit: a failure for the failing test, and its log as system-out.
-    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    cases = {c.get("name"): c for c in ET.parse(r.junit).getroot().iter("testcase")}
     orders = next(c for n, c in cases.items() if "myapp-test-orders" in (n or ""))
     assert orders.find("failure") is not None
     assert ORDERS_LOG in (orders.findtext("system-out") or "")
-    assert smokegate_objects(api, ns) == []
+    assert ns.left() == []
 
     # Helm itself, on the same release, stops at the failure: the Job test never runs.
-    h = helm("test", "myapp", "-n", ns, "--logs", check=False)
+    h = ns.helm("test", "myapp", "-n", ns.name, "--logs", check=False)
     assert h.returncode == 1
     assert "TEST SUITE:     myapp-test-orders" in h.stdout
     assert "Phase:          Failed" in h.stdout
@@ -86,25 +62,16 @@ def test_runs_every_test_and_reports_the_failing_ones_log(
     assert DB_LOG not in h.stdout + h.stderr
 
 
-def test_filter_globs_and_exclusions_select_exactly(
-    api: Api,
-    actors: ClusterActors,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
-    tmp_path: Path,
-) -> None:
-    ns = kube_namespace
-    hooks = {
-        **THREE_HOOKS,
-        "test-slow.yaml": pod_hook("test-slow", "echo slow", weight=3),
-        "smoke-extra.yaml": pod_hook("smoke-extra", "echo extra", weight=0),
-    }
-    helm("install", "myapp", str(make_chart(hooks)), "-n", ns)
+def test_filter_globs_and_exclusions_select_exactly(actors: ClusterActors, ns: Namespace) -> None:
+    ns.install(
+        {
+            **THREE_HOOKS,
+            "test-slow.yaml": pod_hook("test-slow", "echo slow", weight=3),
+            "smoke-extra.yaml": pod_hook("smoke-extra", "echo extra", weight=0),
+        }
+    )
     selection = ["--filter", "myapp-test-*", "--filter", "!*-slow"]
-    listed = helm_test(kubeconfig, "myapp", "-n", ns, "--list", *selection)
-    assert listed.code == 0, listed.text
+    listed = ns.helm_test("myapp", "--list", *selection, code=0)
     rows = {ln.split()[1]: ln for ln in listed.out.splitlines()[2:]}
     assert set(rows) == {
         "myapp-smoke-extra",
@@ -117,80 +84,48 @@ def test_filter_globs_and_exclusions_select_exactly(
     assert "not matched by --filter 'myapp-test-*'" in rows["myapp-smoke-extra"]
     assert "3 of 5 tests selected" in listed.err
 
-    report = tmp_path / "report.json"
-    r = helm_test(kubeconfig, "myapp", "-n", ns, *selection, "--report", f"json={report}")
-    assert r.code == 1, r.text  # myapp-test-orders fails
-    assert set(results_by_name(load_json(report))) == {
+    r = ns.run("myapp", *selection, code=1)  # myapp-test-orders fails
+    assert set(r.results) == {
         "myapp-test-connection",
         "myapp-test-orders",
         "myapp-test-db",
     }
     # Helm's own filter syntax is accepted too.
-    r = helm_test(
-        kubeconfig, "myapp", "-n", ns, "--filter", "name=myapp-test-db,!name=myapp-test-orders",
-        "--report", f"json={report}",
-    )  # fmt: skip
-    assert r.code == 0, r.text
-    assert set(results_by_name(load_json(report))) == {"myapp-test-db"}
-    assert smokegate_objects(api, ns) == []
+    r = ns.run("myapp", "--filter", "name=myapp-test-db,!name=myapp-test-orders", code=0)
+    assert set(r.results) == {"myapp-test-db"}
+    assert ns.left() == []
 
 
-def test_hook_succeeded_pod_still_has_its_logs(
-    api: Api,
-    actors: ClusterActors,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
-    tmp_path: Path,
-) -> None:
-    ns = kube_namespace
-    hooks = {
-        "test-cache.yaml": pod_hook(
-            "test-cache",
-            "echo 'redis PING -> PONG'; echo 'cache hit ratio 0.97'",
-            delete_policy="hook-succeeded,hook-failed",
-            init_script="echo 'waiting for redis: up'",
-        ),
-    }
-    helm("install", "myapp", str(make_chart(hooks, keep_default=False)), "-n", ns)
-    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
-    r = helm_test(
-        kubeconfig, "myapp", "-n", ns, "--report", f"json={report}", "--report", f"junit={junit}"
+def test_hook_succeeded_pod_still_has_its_logs(actors: ClusterActors, ns: Namespace) -> None:
+    hook = pod_hook(
+        "test-cache",
+        "echo 'redis PING -> PONG'; echo 'cache hit ratio 0.97'",
+        delete_policy="hook-succeeded,hook-failed",
+        init_script="echo 'waiting for redis: up'",
     )
-    assert r.code == 0, r.text
-    result = results_by_name(load_json(report))["myapp-test-cache"]
-    log = result["log"]
+    ns.install({"test-cache.yaml": hook}, keep_default=False)
+    r = ns.run("myapp", code=0, junit=True)
+    log = r.results["myapp-test-cache"]["log"]
     # Init container first, then the test container, each behind its header.
     assert log.index("container wait (init): exited 0") < log.index("waiting for redis: up")
     assert log.index("waiting for redis: up") < log.index("container test: exited 0")
     assert "cache hit ratio 0.97" in log
-    case = next(iter(ET.parse(junit).getroot().iter("testcase")))
+    case = next(iter(ET.parse(r.junit).getroot().iter("testcase")))
     assert "cache hit ratio 0.97" in (case.findtext("system-out") or "")
-    assert smokegate_objects(api, ns) == []
+    assert ns.left() == []
 
 
 def test_parallel_runs_one_weight_at_once_and_fail_fast_stops(
-    api: Api,
-    actors: ClusterActors,
-    helm: Helm,
-    make_chart: Callable[..., Path],
-    kube_namespace: str,
-    kubeconfig: Path,
-    tmp_path: Path,
+    actors: ClusterActors, ns: Namespace
 ) -> None:
-    ns = kube_namespace
     hooks = {
         "test-p1.yaml": pod_hook("test-p1", "sleep 1.5; echo p1 done", weight=0),
         "test-p2.yaml": job_hook("test-p2", "sleep 1.5; echo p2 done", weight=0),
         "test-after.yaml": pod_hook("test-after", "echo after; exit 3", weight=5),
         "test-last.yaml": pod_hook("test-last", "echo last", weight=9),
     }
-    helm("install", "myapp", str(make_chart(hooks, keep_default=False)), "-n", ns)
-    report = tmp_path / "report.json"
-    r = helm_test(kubeconfig, "myapp", "-n", ns, "--parallel", "-x", "--report", f"json={report}")
-    assert r.code == 1, r.text
-    res = results_by_name(load_json(report))
+    ns.install(hooks, keep_default=False)
+    res = ns.run("myapp", "--parallel", "-x", code=1).results
     p1, p2 = res["myapp-test-p1"], res["myapp-test-p2"]
     # Same weight, --parallel: their runs overlap.
     assert p1["startedAt"] < p2["startedAt"] + p2["duration"]
@@ -200,4 +135,4 @@ def test_parallel_runs_one_weight_at_once_and_fail_fast_stops(
     # --fail-fast: Helm's behaviour, on request.
     assert res["myapp-test-last"]["status"] == "skipped"
     assert "--fail-fast after myapp-test-after failed" in res["myapp-test-last"]["message"]
-    assert smokegate_objects(api, ns) == []
+    assert ns.left() == []

@@ -14,7 +14,7 @@ import json
 import socket
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,24 @@ REPORTS = {
 # DNS failures are tested without any traffic leaving the machine.
 UNRESOLVABLE = "a" * 64 + ".invalid"
 
+# Made-up names for `--resolve` tests, shaped like the UNRESOLVABLE one (a 64-octet first
+# label), so that without the override they fail as `dns` with no query leaving the machine.
+# The servers' certificate covers *.example.invalid (trustme cannot issue a certificate for a
+# label that long, a wildcard can cover it), so TLS to RESOLVED verifies and to ELSEWHERE,
+# which it does not cover, fails: TLS checks the name, not the address connected to.
+RESOLVED = "db" + "x" * 62 + ".example.invalid"
+ELSEWHERE = "db" + "x" * 62 + ".elsewhere.invalid"
+# Python's ssl module rejects an over-long server name before any handshake, so the kinds
+# whose TLS runs in Python (mysql, redis) use a short made-up name for TLS. The override
+# applies before any lookup, so no DNS query is sent for it either.
+RESOLVED_SHORT = "db.example.invalid"
+ELSEWHERE_SHORT = "db.elsewhere.invalid"
+
+
+def resolve_args(port: int, *hosts: str) -> list[str]:
+    """``--resolve HOST:PORT:127.0.0.1`` for each of ``hosts``."""
+    return [arg for host in hosts for arg in ("--resolve", f"{host}:{port}:127.0.0.1")]
+
 
 def unique_password(prefix: str) -> str:
     # '@', ':' and '/' must be percent-encoded in a DSN: the encoded form must not leak either.
@@ -59,7 +77,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 
     d = tmp_path_factory.mktemp("certs")
     ca, other = trustme.CA(), trustme.CA()
-    server = ca.issue_cert("localhost", "127.0.0.1")
+    server = ca.issue_cert("localhost", "127.0.0.1", "*.example.invalid")
     server.cert_chain_pems[0].write_to_path(d / "server.crt")
     server.private_key_pem.write_to_path(d / "server.key")
     ca.cert_pem.write_to_path(d / "ca.pem")
@@ -164,9 +182,12 @@ class Run:
 SuiteRunner = Callable[..., Run]
 
 
-def run_with_reports(suite: Path, out: Path, env: dict[str, str] | None = None) -> Run:
-    """``smokegate run SUITE`` with the console and all four file reports written to ``out``."""
-    flags: list[str] = []
+def run_with_reports(
+    suite: Path, out: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Run:
+    """``smokegate run SUITE [ARGS]`` with the console and all four file reports written to
+    ``out``."""
+    flags: list[str] = list(args)
     for fmt, name in REPORTS.items():
         flags += ["--report", f"{fmt}={out / name}"]
     cli = run_cli("run", str(suite), "-v", *flags, env=env, timeout=180)
@@ -180,14 +201,20 @@ def run_with_reports(suite: Path, out: Path, env: dict[str, str] | None = None) 
 
 @pytest.fixture(scope="module")
 def run_suite(tmp_path_factory: pytest.TempPathFactory) -> SuiteRunner:
-    """``run_suite(checks_yaml, …, extra_spec=…)``: write the suite (the checks of every YAML
-    fragment, in order), run it with every report, and return the exit code, the JSON report and
-    every output."""
+    """``run_suite(checks_yaml, …, extra_spec=…, args=…)``: write the suite (the checks of every
+    YAML fragment, in order), run it with every report (and ``args``, more flags for ``run``),
+    and return the exit code, the JSON report and every output."""
 
-    def run(*checks_yaml: str, extra_spec: str = "", env: dict[str, str] | None = None) -> Run:
+    def run(
+        *checks_yaml: str,
+        extra_spec: str = "",
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> Run:
         d = tmp_path_factory.mktemp("suite")
         checks = "\n".join(textwrap.dedent(c).strip("\n") for c in checks_yaml)
-        return run_with_reports(write_suite(d, checks, extra_spec=extra_spec), d / "out", env)
+        suite = write_suite(d, checks, extra_spec=extra_spec)
+        return run_with_reports(suite, d / "out", env, args)
 
     return run
 

@@ -153,6 +153,12 @@ def test_each_kind_names_its_own_session() -> None:
         ("DNS resolution failed for payments:50051: C-ares status is not ARES_SUCCESS", "dns"),
         ("Failed to connect to remote host: Connection refused", ErrorKind.CONNECTION_REFUSED),
         ("Socket closed", ErrorKind.PROTOCOL),
+        (
+            # A certificate that does not name the host (serverName, or --resolve's host).
+            "Custom verification check failed with error: UNAUTHENTICATED: Hostname "
+            "Verification Check failed.",
+            ErrorKind.TLS,
+        ),
     ],
 )
 def test_grpc_unavailable_details(details: str, kind: str) -> None:

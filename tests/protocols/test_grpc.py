@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.protocols.conftest import (
+    ELSEWHERE,
+    RESOLVED,
     UNRESOLVABLE,
     Certs,
     Run,
@@ -12,6 +14,7 @@ from tests.protocols.conftest import (
     assert_all,
     assert_failed,
     evidence,
+    resolve_args,
     suite_vars,
 )
 from tests.servers.grpc_health import GrpcHealthServer
@@ -160,3 +163,70 @@ def test_status_change_is_seen_on_the_next_run(
     second = run_suite(check)
     assert (first.cli.code, second.cli.code) == (1, 0)
     assert first.result("inventory")["details"]["status"] == "NOT_SERVING"
+
+
+# --resolve: discovered checks and suites written for in-cluster names dial names that only
+# resolve there.
+
+
+def _resolve_checks(plain: GrpcHealthServer, tls: GrpcHealthServer, certs: Certs) -> str:
+    return f"""
+    - name: resolved-plaintext
+      grpc: {{target: "{RESOLVED}:{plain.port}", service: shop.Orders}}
+    - name: resolved-tls-verified
+      grpc: {{target: "{RESOLVED}:{tls.port}", tls: {{ca: "{certs.ca}"}}}}
+    """
+
+
+@pytest.fixture(scope="module")
+def resolved(
+    run_suite: SuiteRunner,
+    grpc_server: GrpcHealthServer,
+    grpc_tls_server: GrpcHealthServer,
+    certs: Certs,
+) -> Run:
+    wrong_name = f"""
+    - name: resolved-name-not-on-certificate
+      grpc: {{target: "{ELSEWHERE}:{grpc_tls_server.port}", tls: {{ca: "{certs.ca}"}}}}
+    """
+    return run_suite(
+        _resolve_checks(grpc_server, grpc_tls_server, certs),
+        wrong_name,
+        args=[
+            *resolve_args(grpc_server.port, RESOLVED),
+            *resolve_args(grpc_tls_server.port, RESOLVED, ELSEWHERE),
+        ],
+    )
+
+
+def test_resolve_connects_to_the_address(
+    resolved: Run, grpc_server: GrpcHealthServer, grpc_tls_server: GrpcHealthServer
+) -> None:
+    for name, port in (
+        ("resolved-plaintext", grpc_server.port),
+        ("resolved-tls-verified", grpc_tls_server.port),
+    ):
+        r = resolved.result(name)
+        assert r["status"] == "passed", r
+        assert r["details"]["target"] == f"{RESOLVED}:{port} via 127.0.0.1"
+
+
+def test_resolve_keeps_the_name_for_tls(resolved: Run) -> None:
+    # The certificate covers *.example.invalid and 127.0.0.1: only checking the name, not the
+    # address dialled, tells the two names apart.
+    assert resolved.result("resolved-tls-verified")["details"]["tls"] is True
+    r = assert_failed(resolved, "resolved-name-not-on-certificate", "tls")
+    assert "Hostname Verification Check failed" in r["message"]
+    assert f"{ELSEWHERE}:" in r["message"] and "via 127.0.0.1" in r["message"]
+
+
+def test_without_resolve_the_names_do_not_resolve(
+    run_suite: SuiteRunner,
+    grpc_server: GrpcHealthServer,
+    grpc_tls_server: GrpcHealthServer,
+    certs: Certs,
+) -> None:
+    run = run_suite(_resolve_checks(grpc_server, grpc_tls_server, certs))
+    assert_all(run, "failed")
+    for r in run.report["results"]:
+        assert_failed(run, r["name"], "dns")

@@ -7,6 +7,9 @@ import asyncio
 import pytest
 
 from tests.protocols.conftest import (
+    ELSEWHERE_SHORT,
+    RESOLVED,
+    RESOLVED_SHORT,
     Certs,
     Run,
     SuiteRunner,
@@ -15,6 +18,7 @@ from tests.protocols.conftest import (
     assert_failed,
     assert_unreachable,
     evidence,
+    resolve_args,
     sql_conn,
     suite_vars,
 )
@@ -186,3 +190,66 @@ def test_unknown_database(failing: Run) -> None:
 def test_no_grant_on_the_database_is_forbidden(failing: Run) -> None:
     r = assert_failed(failing, "no-grant-on-database", "forbidden")
     assert "Access denied" in r["message"]
+
+
+# --resolve: a suite written for names that only resolve elsewhere (in the cluster). The
+# over-long RESOLVED cannot be a TLS server name in Python's ssl module, so those checks are
+# plaintext; TLS through an override is checked with short names (see conftest).
+
+
+def _resolve_checks(db: MariaDBServer) -> str:
+    return f"""
+    - name: resolved-host
+      mysql: {sql_conn(db, host=RESOLVED, sslmode="disable")}
+    - name: resolved-dsn
+      mysql:
+        dsn: "mysql://{db.user}@{RESOLVED}:{db.port}/{db.database}?ssl-mode=DISABLED"
+        password: "${{pw}}"
+    """
+
+
+@pytest.fixture(scope="module")
+def resolved(run_suite: SuiteRunner, mariadb: MariaDBServer, certs: Certs) -> Run:
+    db = mariadb
+    tls_checks = f"""
+    - name: resolved-verify-full
+      mysql: {sql_conn(db, host=RESOLVED_SHORT, ca=certs.ca)}
+    - name: resolved-name-not-on-certificate
+      mysql: {sql_conn(db, host=ELSEWHERE_SHORT, ca=certs.ca)}
+    """
+    return run_suite(
+        _resolve_checks(db),
+        tls_checks,
+        extra_spec=suite_vars(secret={"pw": db.password}),
+        args=resolve_args(db.port, RESOLVED, RESOLVED_SHORT, ELSEWHERE_SHORT),
+    )
+
+
+def test_resolve_connects_to_the_address(resolved: Run, mariadb: MariaDBServer) -> None:
+    for name, host in (
+        ("resolved-host", RESOLVED),
+        ("resolved-dsn", RESOLVED),
+        ("resolved-verify-full", RESOLVED_SHORT),
+    ):
+        r = resolved.result(name)
+        assert r["status"] == "passed", r
+        assert r["details"]["target"] == f"{host}:{mariadb.port} via 127.0.0.1"
+
+
+def test_resolve_keeps_the_name_for_tls(resolved: Run) -> None:
+    # The certificate covers *.example.invalid and 127.0.0.1: only checking the name, not the
+    # address connected to, tells the two names apart.
+    assert resolved.result("resolved-verify-full")["details"]["tls"] is True
+    r = assert_failed(resolved, "resolved-name-not-on-certificate", "tls")
+    assert "Hostname mismatch" in r["message"] and "via 127.0.0.1" in r["message"]
+
+
+def test_without_resolve_the_names_do_not_resolve(
+    run_suite: SuiteRunner, mariadb: MariaDBServer
+) -> None:
+    run = run_suite(
+        _resolve_checks(mariadb), extra_spec=suite_vars(secret={"pw": mariadb.password})
+    )
+    assert_all(run, "failed")
+    for r in run.report["results"]:
+        assert_failed(run, r["name"], "dns")

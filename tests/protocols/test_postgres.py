@@ -7,6 +7,8 @@ import asyncio
 import pytest
 
 from tests.protocols.conftest import (
+    ELSEWHERE,
+    RESOLVED,
     Certs,
     Run,
     SuiteRunner,
@@ -15,6 +17,7 @@ from tests.protocols.conftest import (
     assert_failed,
     assert_unreachable,
     evidence,
+    resolve_args,
     sql_conn,
     suite_vars,
 )
@@ -194,3 +197,62 @@ def test_unknown_database_and_bad_dsn(failing: Run) -> None:
 def test_missing_privilege_is_forbidden(failing: Run) -> None:
     r = assert_failed(failing, "missing-privilege", "forbidden")
     assert "permission denied" in r["message"]
+
+
+# --resolve: a suite written for names that only resolve elsewhere (in the cluster).
+
+RESOLVE_CHECKS = """
+- name: resolved-host
+  postgres: {host}
+- name: resolved-dsn
+  postgres:
+    dsn: "postgresql://{user}@{name}:{port}/{database}"
+    password: "${{pw}}"
+- name: resolved-verify-full
+  postgres: {verify_full}
+- name: resolved-name-not-on-certificate
+  postgres: {wrong_name}
+"""
+
+
+def _resolve_checks(pg: PostgresServer, certs: Certs) -> str:
+    return RESOLVE_CHECKS.format(
+        host=sql_conn(pg, host=RESOLVED),
+        user=pg.user,
+        name=RESOLVED,
+        port=pg.port,
+        database=pg.database,
+        verify_full=sql_conn(pg, host=RESOLVED, ca=certs.ca),
+        wrong_name=sql_conn(pg, host=ELSEWHERE, ca=certs.ca),
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved(run_suite: SuiteRunner, postgres: PostgresServer, certs: Certs) -> Run:
+    args = resolve_args(postgres.port, RESOLVED, ELSEWHERE)
+    return run_suite(_resolve_checks(postgres, certs), extra_spec=_vars(postgres, certs), args=args)
+
+
+def test_resolve_connects_to_the_address(resolved: Run, postgres: PostgresServer) -> None:
+    for name in ("resolved-host", "resolved-dsn", "resolved-verify-full"):
+        r = resolved.result(name)
+        assert r["status"] == "passed", r
+        assert r["details"]["target"] == f"{RESOLVED}:{postgres.port} via 127.0.0.1"
+
+
+def test_resolve_keeps_the_name_for_tls(resolved: Run) -> None:
+    # verify-full checks the certificate against the name (the certificate is for
+    # *.example.invalid), not against 127.0.0.1, which it also covers.
+    assert resolved.result("resolved-verify-full")["details"]["tls"] is True
+    r = assert_failed(resolved, "resolved-name-not-on-certificate", "tls")
+    assert "does not match host name" in r["message"]
+    assert f"{ELSEWHERE}:" in r["message"] and "via 127.0.0.1" in r["message"]
+
+
+def test_without_resolve_the_names_do_not_resolve(
+    run_suite: SuiteRunner, postgres: PostgresServer, certs: Certs
+) -> None:
+    run = run_suite(_resolve_checks(postgres, certs), extra_spec=_vars(postgres, certs))
+    assert_all(run, "failed")
+    for r in run.report["results"]:
+        assert_failed(run, r["name"], "dns")

@@ -7,6 +7,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.protocols.conftest import (
+    ELSEWHERE_SHORT,
+    RESOLVED,
+    RESOLVED_SHORT,
     Certs,
     Run,
     SuiteRunner,
@@ -15,6 +18,7 @@ from tests.protocols.conftest import (
     assert_failed,
     assert_unreachable,
     evidence,
+    resolve_args,
     suite_vars,
 )
 from tests.servers.redis import RedisServer
@@ -181,3 +185,68 @@ def test_command_error_and_bad_database(failing: Run) -> None:
 def test_acl_denied_command_is_forbidden(failing: Run) -> None:
     r = assert_failed(failing, "command-not-permitted", "forbidden")
     assert "NOPERM" in r["message"] or "no permissions" in r["message"]
+
+
+# --resolve: a suite written for names that only resolve elsewhere (in the cluster). The
+# over-long RESOLVED cannot be a TLS server name in Python's ssl module, so those checks are
+# plaintext; TLS through an override is checked with short names (see conftest).
+
+
+def _resolve_checks(r: RedisServer) -> str:
+    encoded = quote(r.password, safe="")
+    return f"""
+    - name: resolved-host
+      redis: {{host: {RESOLVED}, port: {r.port}, password: "${{pw}}"}}
+    - name: resolved-url
+      redis: {{url: "redis://{r.acl_user}:{encoded}@{RESOLVED}:{r.port}/0"}}
+    """
+
+
+@pytest.fixture(scope="module")
+def resolved(run_suite: SuiteRunner, redis: RedisServer, certs: Certs) -> Run:
+    r = redis
+    tls_checks = f"""
+    - name: resolved-tls-verified
+      redis: {{host: {RESOLVED_SHORT}, port: {r.tls_port}, password: "${{pw}}",
+               tls: {{ca: "{certs.ca}"}}}}
+    - name: resolved-name-not-on-certificate
+      redis: {{host: {ELSEWHERE_SHORT}, port: {r.tls_port}, password: "${{pw}}",
+               tls: {{ca: "{certs.ca}"}}}}
+    """
+    return run_suite(
+        _resolve_checks(r),
+        tls_checks,
+        extra_spec=suite_vars(secret={"pw": r.password}),
+        args=[
+            *resolve_args(r.port, RESOLVED),
+            *resolve_args(r.tls_port, RESOLVED_SHORT, ELSEWHERE_SHORT),
+        ],
+    )
+
+
+def test_resolve_connects_to_the_address(resolved: Run, redis: RedisServer) -> None:
+    for name, target in (
+        ("resolved-host", f"{RESOLVED}:{redis.port}"),
+        ("resolved-url", f"{RESOLVED}:{redis.port}"),
+        ("resolved-tls-verified", f"{RESOLVED_SHORT}:{redis.tls_port}"),
+    ):
+        r = resolved.result(name)
+        assert r["status"] == "passed", r
+        assert r["details"]["target"] == f"{target} via 127.0.0.1"
+
+
+def test_resolve_keeps_the_name_for_tls(resolved: Run) -> None:
+    # The certificate covers *.example.invalid and 127.0.0.1: only checking the name, not the
+    # address connected to, tells the two names apart.
+    assert resolved.result("resolved-tls-verified")["details"]["tls"] is True
+    r = assert_failed(resolved, "resolved-name-not-on-certificate", "tls")
+    assert "Hostname mismatch" in r["message"] and "via 127.0.0.1" in r["message"]
+
+
+def test_without_resolve_the_names_do_not_resolve(
+    run_suite: SuiteRunner, redis: RedisServer
+) -> None:
+    run = run_suite(_resolve_checks(redis), extra_spec=suite_vars(secret={"pw": redis.password}))
+    assert_all(run, "failed")
+    for r in run.report["results"]:
+        assert_failed(run, r["name"], "dns")

@@ -7,6 +7,7 @@ those kinds have in common:
 - turning driver and socket errors into named failures (``cause_kind``, ``failure``,
   ``connect_failure``, ``within``);
 - TLS material given as PEM text for drivers that only read files (``pem_files``);
+- ``--resolve`` overrides (``override``, ``hostport``, ``via``);
 - the row expectations of the SQL kinds (``SqlExpect``, ``sql_outcome``);
 - the connection fields of the SQL kinds (``SqlSpec``).
 """
@@ -186,6 +187,31 @@ async def within(seconds: float | None, phase: str, target: str) -> AsyncIterato
             "no answer",
             target=target,
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Where to connect
+
+
+def hostport(host: str, port: int | str) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def override(ctx: CheckContext, host: str, port: int | str) -> str | None:
+    """The address to connect to for ``host:port`` under a ``--resolve HOST:PORT:ADDR``
+    override, or ``None`` to connect to ``host`` as usual. Under an override each kind still
+    uses ``host`` as the TLS server name (SNI and certificate verification), as curl does."""
+    try:
+        hit = ctx.connect_address(host, int(port))
+    except ValueError:  # not a port number: the driver will say so
+        return None
+    return hit[0] if hit else None
+
+
+def via(target: str, address: str | None) -> str:
+    """``target`` as reports show it: ``db.apps.svc:5432 via 127.0.0.1`` under an override."""
+    return f"{target} via {address}" if address else target
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from smokegate.checks._protocol import failure, scrub
+from smokegate.checks._protocol import failure, hostport, override, scrub, via
 from smokegate.checks.base import (
     CheckContext,
     CheckFailed,
@@ -126,7 +126,7 @@ _UNAVAILABLE = tuple(
             r"DNS resolution failed|errors resolving|lookup failed|Domain name not found"
             r"|name resolution|not known",
         ),
-        (ErrorKind.TLS, r"handshake|\bSSL|\bTLS|certificate|tsi_|TSI"),
+        (ErrorKind.TLS, r"handshake|\bSSL|\bTLS|certificate|tsi_|TSI|verification check failed"),
         (ErrorKind.CONNECTION_REFUSED, r"Connection refused|No route to host|unreachable"),
         (ErrorKind.TIMEOUT, r"timed out|timeout|Deadline"),
     )
@@ -227,26 +227,35 @@ def _failure(code: Any, details: str, target: str, service: str) -> CheckFailed:
     return failure(kind, message, subject, expected, actual)
 
 
-def _channel(spec: GrpcSpec) -> Any:
+def _channel(spec: GrpcSpec, address: str | None) -> Any:
+    """A channel for one attempt. Under a ``--resolve`` override (``address``) it dials the
+    address and keeps the target's host as the name to verify (and send as SNI) and the target
+    as the ``:authority``, as if the name had resolved there."""
     grpc = _grpc()
 
+    host, port = split_target(spec.target)
+    dial = hostport(address, port) if address else spec.target
     options: list[tuple[str, Any]] = [
         ("grpc.primary_user_agent", "smokegate"),
         ("grpc.use_local_subchannel_pool", 1),
         ("grpc.enable_retries", 0),  # the engine owns retries and reports each attempt
     ]
-    if spec.tls is False:
-        return grpc.aio.insecure_channel(spec.target, options=options)
-    tls = spec.tls if isinstance(spec.tls, GrpcTls) else GrpcTls()
+    tls = spec.tls if isinstance(spec.tls, GrpcTls) else GrpcTls() if spec.tls else None
+    if tls is not None and tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+        options.append(("grpc.default_authority", tls.server_name))
+    elif address:
+        if tls is not None:
+            options.append(("grpc.ssl_target_name_override", host))
+        options.append(("grpc.default_authority", spec.target))
+    if tls is None:
+        return grpc.aio.insecure_channel(dial, options=options)
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_pem(tls.ca, "ca"),
         private_key=_pem(tls.key, "key") if tls.cert else None,
         certificate_chain=_pem(tls.cert, "cert"),
     )
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-        options.append(("grpc.default_authority", tls.server_name))
-    return grpc.aio.secure_channel(spec.target, credentials, options=options)
+    return grpc.aio.secure_channel(dial, credentials, options=options)
 
 
 async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
@@ -259,9 +268,10 @@ async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
             scheme, _, token = value.partition(" ")
             if token and scheme.lower() in ("bearer", "basic", "token"):
                 ctx.redactor.add(token)
-    target = spec.target
+    address = override(ctx, *split_target(spec.target))
+    target = via(spec.target, address)
     started = time.perf_counter()
-    channel = _channel(spec)
+    channel = _channel(spec, address)
     try:
         response = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=spec.service),

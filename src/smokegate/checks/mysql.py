@@ -41,9 +41,12 @@ from smokegate.checks._protocol import (
     connect_failure,
     dsn_secrets,
     failure,
+    hostport,
+    override,
     pem_files,
     scrub,
     sql_outcome,
+    via,
     within,
 )
 from smokegate.checks.base import (
@@ -136,14 +139,42 @@ def _settings(spec: MysqlSpec) -> dict[str, Any]:
     return s
 
 
-def _ssl_context(mode: str, ca: str | None, files: dict[str, str]) -> ssl.SSLContext | None:
+class _NamedContext(ssl.SSLContext):
+    """An ``SSLContext`` that sends and verifies ``server_name`` whatever name it is handed.
+    aiomysql has no server-name parameter: it starts TLS with the host it connected to as the
+    name, which under a ``--resolve`` override is the address. asyncio (and uvloop) start every
+    TLS session with ``wrap_bio``, so pinning the name here keeps SNI and ``verify-full`` on the
+    host name the suite gave."""
+
+    server_name: str | None = None
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        name = self.server_name or server_hostname
+        return super().wrap_bio(incoming, outgoing, server_side, name, session)
+
+
+def _ssl_context(
+    mode: str, ca: str | None, files: dict[str, str], server_name: str | None = None
+) -> ssl.SSLContext | None:
     if mode == "disable":
         return None
     try:
+        # What ssl.create_default_context() does, on the subclass.
+        ctx = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)
         if ca and "-----BEGIN" in ca:
-            ctx = ssl.create_default_context(cadata=ca)
+            ctx.load_verify_locations(cadata=ca)
+        elif ca:
+            ctx.load_verify_locations(cafile=ca)
         else:
-            ctx = ssl.create_default_context(cafile=ca)
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        ctx.server_name = server_name
         if mode in ("prefer", "require"):  # encryption without verification, like libpq
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -261,12 +292,14 @@ async def run(spec: MysqlSpec, ctx: CheckContext) -> Outcome:
     for secret in dsn_secrets(spec.dsn or ""):
         ctx.redactor.add(secret)
     host, port = s["host"], s["port"]
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = override(ctx, host, port)
+    target = via(hostport(host, port), address)
     started = time.perf_counter()
     with pem_files(cert=spec.cert, key=spec.key) as files:
-        ssl_ctx = _ssl_context(s["sslmode"], spec.ca, files)
+        # Under an override, connect to the address and keep the host name for TLS.
+        ssl_ctx = _ssl_context(s["sslmode"], spec.ca, files, server_name=address and host)
     conn = _connection_class()(
-        host=host,
+        host=address or host,
         port=port,
         user=s.get("user") or "",
         password=s.get("password") or "",

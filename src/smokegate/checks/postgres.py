@@ -27,8 +27,11 @@ helpers shared with the other protocol kinds live in ``checks._protocol``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ipaddress
 import re
+import socket
 import time
 from typing import Any, Literal
 
@@ -40,9 +43,12 @@ from smokegate.checks._protocol import (
     connect_failure,
     dsn_secrets,
     failure,
+    hostport,
+    override,
     pem_files,
     scrub,
     sql_outcome,
+    via,
     within,
 )
 from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
@@ -95,6 +101,47 @@ def _target(info: dict[str, Any]) -> str:
     host = str(info.get("host") or "localhost")
     port = str(info.get("port") or 5432)
     return f"[{host}]:{port}" if ":" in host and "," not in host else f"{host}:{port}"
+
+
+def _resolved(info: dict[str, Any], ctx: CheckContext) -> tuple[list[str | None], str]:
+    """The ``--resolve`` address for each host of the connection (``None`` where no override
+    applies: all ``None`` means connect as usual) and the target to report. Several hosts
+    (``host=a,b``) are matched one by one. An explicit ``hostaddr`` wins over any override."""
+    hosts = str(info.get("host") or "").split(",")
+    if info.get("hostaddr"):
+        return [None] * len(hosts), _target(info)
+    ports = str(info.get("port") or 5432).split(",")
+    if len(ports) != len(hosts):
+        ports = [ports[0]] * len(hosts)  # one port for all (or a mismatch libpq reports)
+    addrs = [
+        None if not host or host.startswith("/") or host[1:2] == ":" else override(ctx, host, port)
+        for host, port in zip(hosts, ports, strict=True)
+    ]
+    if not any(addrs):
+        return addrs, _target(info)
+    if len(hosts) == 1:
+        return addrs, via(_target(info), addrs[0])
+    shown = [via(hostport(h, p), a) for h, p, a in zip(hosts, ports, addrs, strict=True)]
+    return addrs, ", ".join(shown)
+
+
+async def _hostaddr(addrs: list[str | None]) -> str:
+    """libpq's ``hostaddr`` for the overrides: there it connects without a lookup, and it keeps
+    using ``host`` for SNI and ``verify-full``, which is what an override means. One item per
+    host, empty where no override applies (libpq and psycopg then look the name up as usual).
+    ``hostaddr`` takes only numeric addresses, so an override naming a host is looked up."""
+    items: list[str] = []
+    for addr in addrs:
+        if addr:
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    addr, None, type=socket.SOCK_STREAM
+                )
+                addr = str(found[0][4][0])
+        items.append(addr or "")
+    return ",".join(items)
 
 
 # libpq's connection errors carry no SQLSTATE, only text: match it (first match wins, so the
@@ -193,16 +240,21 @@ async def run(spec: PostgresSpec, ctx: CheckContext) -> Outcome:
         raise _connect_failure(
             f"invalid dsn: {reason}", "postgres", kind=ErrorKind.CONFIG
         ) from None
-    target = _target(info)
+    addrs, target = _resolved(info, ctx)
     started = time.perf_counter()
     with pem_files(sslrootcert=spec.ca, sslcert=spec.cert, sslkey=spec.key) as files:
         try:
             async with within(spec.connect_timeout, "connect", target):
+                if any(addrs):
+                    params["hostaddr"] = await _hostaddr(addrs)
                 keywords: dict[str, Any] = {**params, **files}
                 conn = await psycopg.AsyncConnection.connect(spec.dsn or "", **keywords)
         except UnicodeError as exc:
             # The host name failed IDNA encoding (empty or over-long label) before any lookup.
             reason = f"invalid host name ({exc})"
+            raise _connect_failure(reason, target, kind=ErrorKind.DNS) from None
+        except socket.gaierror as exc:  # the address of an override, when it is a name
+            reason = f"cannot resolve the --resolve address: {exc}"
             raise _connect_failure(reason, target, kind=ErrorKind.DNS) from None
         except psycopg.Error as exc:
             reason = scrub(_libpq_reason(str(exc)), ctx)

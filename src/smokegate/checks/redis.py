@@ -23,8 +23,10 @@ strings, integers, null and lists, with no client-side reshaping.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -36,8 +38,11 @@ from smokegate.checks._protocol import (
     connect_failure,
     dsn_secrets,
     failure,
+    hostport,
+    override,
     scrub,
     shown,
+    via,
     within,
 )
 from smokegate.checks.base import (
@@ -166,6 +171,25 @@ def _check_tls_files(tls: bool | TlsOptions) -> None:
                 raise CheckFailed(f"tls.{name}: no such file: {value}", kind=ErrorKind.CONFIG)
 
 
+@functools.cache
+def _named_ssl_connection() -> type:
+    """redis-py's ``SSLConnection`` starting TLS with a given server name: under a
+    ``--resolve`` override it connects to the address, and SNI and hostname verification must
+    still use the host name (redis-py has no parameter for it; asyncio's ``open_connection``,
+    which it calls with these arguments, takes ``server_hostname``)."""
+    from redis.asyncio.connection import SSLConnection
+
+    class NamedSSLConnection(SSLConnection):
+        def __init__(self, *, server_name: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.server_name = server_name
+
+        def _connection_arguments(self) -> Mapping[str, Any]:
+            return {**super()._connection_arguments(), "server_hostname": self.server_name}
+
+    return NamedSSLConnection
+
+
 def _plain(value: Any) -> Any:
     """A reply as the matchers see it (error replies inside arrays become their text)."""
     if isinstance(value, list | tuple):
@@ -221,9 +245,10 @@ async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
     for secret in dsn_secrets(spec.url or ""):
         ctx.redactor.add(secret)
     host, port, tls = s["host"], s["port"], s["tls"]
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = override(ctx, host, port)
+    target = via(hostport(host, port), address)
     kwargs: dict[str, Any] = {
-        "host": host,
+        "host": address or host,
         "port": port,
         "username": s.get("username"),
         "password": s.get("password"),
@@ -238,7 +263,10 @@ async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
     conn: Connection
     if tls:
         _check_tls_files(tls)
-        conn = SSLConnection(**kwargs, **_tls_kwargs(tls))
+        if address:  # connect to the address, keep the host name for TLS
+            conn = _named_ssl_connection()(server_name=host, **kwargs, **_tls_kwargs(tls))
+        else:
+            conn = SSLConnection(**kwargs, **_tls_kwargs(tls))
     else:
         conn = Connection(**kwargs)
     started = time.perf_counter()

@@ -97,7 +97,6 @@ def _kube_options(args: argparse.Namespace) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from smokegate.discover_cli import suites_with_discovery
-    from smokegate.kube.client import client_factory
     from smokegate.session import parse_vars, plan_run, plan_run_with_cluster
 
     args.suites = suites_with_discovery(args)
@@ -109,8 +108,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.suites, cli_vars=parse_vars(args.var), selection=_selection(args), lint=True
             )
         )
-    # The cluster is contacted only if a suite references a Secret (now) or runs a `kube`
-    # check (lazily, at its first use).
+    # The cluster is contacted only if a suite references a Secret (now) or runs a `kube` or
+    # `helmTest` check (its configuration read before the run, the connection at first use).
     plan = plan_run_with_cluster(
         args.suites,
         kube_options=kube,
@@ -122,9 +121,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("smokegate: no checks selected", file=sys.stderr)
         return 2 if not _selection(args).empty else 0
     code, _ = execute_and_report(
-        plan, args, kube_factory=client_factory(kube), namespace=args.namespace
+        plan, args, kube_factory=_kube_factory(plan, kube), namespace=args.namespace
     )
     return code
+
+
+# Check kinds that talk to the Kubernetes API.
+KUBE_KINDS = ("kube", "helmTest")
+
+
+def _kube_factory(plan: Any, kube: Any) -> Any:
+    """The run's ``kube_factory``. When a check that will run needs the cluster, the
+    kubeconfig is read now: a missing/invalid kubeconfig or an unknown ``--context`` is a usage
+    error (exit 2) before anything runs, not a failure of every such check. Otherwise the
+    configuration is never read."""
+    from smokegate.kube.client import KubeClient, client_factory, effective_namespace, load_config
+
+    if not any(c.kind in KUBE_KINDS and not c.skip for c in plan.checks):
+        return client_factory(kube)
+    config = load_config(kube)  # UsageError naming the kubeconfig/context
+    namespace = effective_namespace(config, kube)
+    return lambda: KubeClient(config, namespace)
 
 
 def cmd_gate(args: argparse.Namespace) -> int:

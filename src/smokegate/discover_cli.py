@@ -69,16 +69,8 @@ def discover_suite(request: DiscoverRequest) -> Discovery:
     if request.files:
         if request.target:
             raise UsageError("give a HelmRelease or -f manifests, not both")
-        from smokegate.discover.selector import parse_selector
-        from smokegate.discover.source import from_manifest_text
-
-        selector = parse_selector(request.selector) if request.selector else None
-        texts = []
-        for f in request.files:
-            texts.append(_read(f, request.stdin_text))
-        names = ", ".join("stdin" if f == "-" else f for f in request.files)
-        found = from_manifest_text("\n---\n".join(texts), namespace or "default", names, selector)
-        return _finish(found, request, pods=None, suite_name="discovered")
+        found = _from_files(request, namespace or "default")
+        return _finish(found, request, pods=None, suite_name="discovered", strict=True)
     if not request.target and not request.selector:
         raise UsageError("say what to discover: helmrelease/NAME, --selector LABELS or -f FILE")
     if request.target and request.selector:
@@ -137,13 +129,54 @@ async def _finish_live(client: Any, found: Found, request: DiscoverRequest) -> D
     return _finish(found, request, pods=pods, suite_name=name)
 
 
-def _finish(found: Found, request: DiscoverRequest, *, pods: Any, suite_name: str) -> Discovery:
+def _from_files(request: DiscoverRequest, namespace: str) -> Found:
+    """The objects of ``request.files``, each file read and parsed on its own (so a problem
+    names its file and line or document), filtered by ``request.selector``."""
+    from smokegate.discover.objects import WORKLOAD_KINDS, load_manifests
+    from smokegate.discover.selector import parse_selector
+    from smokegate.discover.source import Found
+
+    selector = parse_selector(request.selector) if request.selector else None
+    raw: list[dict[str, Any]] = []
+    for f in request.files:
+        raw.extend(load_manifests(_read(f, request.stdin_text), "stdin" if f == "-" else f))
+    source = ", ".join("stdin" if f == "-" else f for f in request.files)
+    if selector is not None:
+        used = (*WORKLOAD_KINDS, "Service", "Ingress")
+
+        def keep(obj: dict[str, Any]) -> bool:
+            meta = obj.get("metadata")
+            labels = meta.get("labels") if isinstance(meta, dict) else None
+            if (meta is None or isinstance(meta, dict)) and (
+                labels is None or isinstance(labels, dict)
+            ):
+                return selector.matches({str(k): str(v) for k, v in (labels or {}).items()})
+            # Labels that cannot be read: keep the objects discovery uses (reading them says
+            # what is wrong), drop the rest.
+            return obj.get("kind") in used
+
+        raw = [o for o in raw if keep(o)]
+        source = f"{source} (objects matching {selector.text})"
+    return Found(raw, namespace, source)
+
+
+def _finish(
+    found: Found, request: DiscoverRequest, *, pods: Any, suite_name: str, strict: bool = False
+) -> Discovery:
+    """``strict`` (manifests from files): an object that cannot be read is an error (exit 2),
+    not a line under "not checked"."""
     from dataclasses import replace
 
     from smokegate.discover.build import Discovery, build_checks
     from smokegate.discover.objects import collect
 
     objects = collect(found.raw, found.namespace)
+    if strict and objects.errors:
+        errors = [str(e) for e in objects.errors]
+        head = "cannot derive checks from these manifests"
+        if len(errors) == 1:
+            raise UsageError(f"{head}: {errors[0]}")
+        raise UsageError(f"{head} ({len(errors)} problems):\n  " + "\n  ".join(errors))
     options = replace(
         request.build,
         via=request.via,
@@ -166,12 +199,30 @@ def _finish(found: Found, request: DiscoverRequest, *, pods: Any, suite_name: st
 
 
 def _read(path: str, stdin_text: str | None) -> str:
+    """The text of ``-f path`` (``-``: stdin). Unreadable files and bytes that are not UTF-8
+    are ``UsageError``s saying where."""
     if path == "-":
-        return stdin_text if stdin_text is not None else sys.stdin.read()
+        if stdin_text is not None:
+            return stdin_text
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        return _decode(data, "stdin") if isinstance(data, bytes) else data
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"-f {path}: cannot read: {exc}") from None
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"-f {path}: cannot read: {exc.strerror or exc}") from None
+    return _decode(data, path)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(
+            f"{name}:{line}:{column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); manifests "
+            "must be UTF-8 YAML"
+        ) from None
 
 
 def discovered_suite_text(discovery: Discovery) -> str:

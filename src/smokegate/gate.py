@@ -210,7 +210,15 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
                 timeout=request.timeout,
                 progress=progress,
             )
-            secrets = await fetch_suite_secrets(client, raws, release_facts(hr).namespace)
+            facts = release_facts(hr)
+            # Secret references may use ${release.*} and --vars: expanded with the real facts.
+            secrets = await fetch_suite_secrets(
+                client,
+                raws,
+                facts.namespace,
+                cli_vars=request.cli_vars,
+                release_vars=facts.variables(),
+            )
             discovery = None
             if request.discover is not None:
                 # After the wait, so the release Secret read is the new revision's.
@@ -264,8 +272,9 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
 def _validate_before_waiting(raws: list[Any], request: GateRequest) -> None:
     """Every check is validated now, with placeholder release facts and Secret values, so a
     typo fails in a second (exit 2), not after waiting up to ``--timeout`` for Flux."""
+    from smokegate.session import compile_with_secret_scan
     from smokegate.suite.interpolate import Scope
-    from smokegate.suite.loader import CompileOptions, compile_suites
+    from smokegate.suite.loader import CompileOptions
 
     placeholders = {
         f"release.{key}": f"<release.{key}>"
@@ -282,7 +291,7 @@ def _validate_before_waiting(raws: list[Any], request: GateRequest) -> None:
         )
     }
     scope = Scope(env=dict(os.environ), missing_secret=lambda key: "<secret>")
-    compile_suites(
+    compile_with_secret_scan(
         raws,
         CompileOptions(
             cli_vars=request.cli_vars, env=scope.env, release_vars=placeholders, scope=scope

@@ -75,15 +75,46 @@ def plan_run(
         missing_secret=(lambda key: "<secret>") if lint else None,
     )
     raws = parse_suites(paths, stdin_text=stdin_text)
-    suites = compile_suites(
-        raws,
-        CompileOptions(
-            cli_vars=cli_vars or {}, env=scope.env, release_vars=release_vars or {}, scope=scope
-        ),
+    options = CompileOptions(
+        cli_vars=cli_vars or {}, env=scope.env, release_vars=release_vars or {}, scope=scope
     )
+    # lint: also what only the pre-fetch scan can tell (a Secret named after a var that reads a
+    # Secret); with Secrets given, the scan ran before they were fetched.
+    suites = compile_with_secret_scan(raws, options) if lint else compile_suites(raws, options)
     every = [c for s in suites for c in s.checks]
     chosen = select(every, selection or Selection())
     return RunPlan(suites, chosen.checks, chosen.pulled_in, redactor)
+
+
+def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[Suite]:
+    """``compile_suites``, plus the problems of the Secret pre-fetch scan (``suite_secret_keys``)
+    that compiling cannot see, all reported together. For runs that read no Secret (lint, the
+    gate's check before waiting)."""
+    from smokegate.errors import SuiteError
+
+    scan_problems: list[Any] = []
+    try:
+        suite_secret_keys(
+            raws,
+            options.scope.default_namespace if options.scope else None,
+            "",
+            cli_vars=options.cli_vars,
+            release_vars=options.release_vars,
+            env=options.env,
+        )
+    except SuiteError as exc:
+        scan_problems = exc.problems
+    try:
+        suites = compile_suites(raws, options)
+    except SuiteError as exc:
+        if not scan_problems:
+            raise
+        seen = {str(p) for p in exc.problems}
+        extra = [p for p in scan_problems if str(p) not in seen]
+        raise SuiteError([*exc.problems, *extra]) from None
+    if scan_problems:
+        raise SuiteError(scan_problems)
+    return suites
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -142,21 +173,38 @@ def read_stdin_once(paths: Sequence[str], stdin_text: str | None = None) -> str 
 
 
 def suite_secret_keys(
-    raws: Sequence[Any], default_namespace: str | None, context_namespace: str
+    raws: Sequence[Any],
+    default_namespace: str | None,
+    context_namespace: str,
+    *,
+    cli_vars: Mapping[str, str] | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[SecretKey, tuple[SecretKey, str]]:
     """For every Secret reference in ``raws``: the key interpolation will look up -> (the key
     to fetch, with its namespace resolved, and the suite file that uses it).
 
+    Variables in a reference's parts (``secretRef: {name: "${release.name}-db"}``) are expanded
+    with the values compiling uses (``cli_vars``, ``release_vars``, the suite's vars, ``env``,
+    matrix values), minus Secret values: a Secret named with a var that reads a Secret is a
+    ``SuiteError``. A reference that cannot be expanded is not fetched (compiling reports it,
+    located).
+
     Namespace resolution mirrors ``Scope``: the reference's own namespace, else
     ``default_namespace`` (``-n`` / the release's), else the suite's ``spec.release.namespace``,
     else the kubeconfig context's namespace (stored under the namespace-less key)."""
-    from smokegate.suite.interpolate import secret_keys
+    import os
 
+    from smokegate.errors import SuiteError
+
+    env = dict(os.environ) if env is None else env
     wanted: dict[SecretKey, tuple[SecretKey, str]] = {}
+    problems: list[Any] = []
     for raw in raws:
         release = raw.model.spec.release
         suite_ns = default_namespace or (release.namespace if release else None)
-        for key in secret_keys(raw.doc.data):
+        keys = _raw_secret_keys(raw, cli_vars or {}, release_vars or {}, env, problems)
+        for key in sorted(keys, key=lambda k: (k.namespace or "", k.name, k.key)):
             if key.namespace:
                 lookup = fetch = key
             elif suite_ns:
@@ -164,19 +212,86 @@ def suite_secret_keys(
             else:
                 lookup, fetch = key, SecretKey(context_namespace, key.name, key.key)
             wanted.setdefault(lookup, (fetch, raw.doc.file))
+    if problems:
+        raise SuiteError(problems)
     return wanted
 
 
+def _raw_secret_keys(
+    raw: Any,
+    cli_vars: Mapping[str, str],
+    release_vars: Mapping[str, Any],
+    env: Mapping[str, str],
+    problems: list[Any],
+) -> set[SecretKey]:
+    """The Secret keys one suite references where compiling expands them: its vars (those no
+    ``--var`` overrides) and its checks (each matrix instance, when a reference uses a var)."""
+    from smokegate.suite.interpolate import (
+        UnresolvedVariable,
+        has_variable_secret_refs,
+        ref_scope,
+        secret_keys,
+    )
+    from smokegate.suite.loader import _matrix
+
+    doc = raw.doc
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    spec = spec if isinstance(spec, dict) else {}
+    raw_vars = spec.get("vars") or {}
+    raw_vars = raw_vars if isinstance(raw_vars, dict) else {}
+    scope = ref_scope(raw_vars, cli_vars=cli_vars, release_vars=release_vars, env=env)
+    errors: list[UnresolvedVariable] = []
+    keys: set[SecretKey] = set()
+    for name, value in raw_vars.items():
+        if name in cli_vars:
+            continue
+        path: tuple[Any, ...] = ("spec", "vars", name)
+        if isinstance(value, dict) and "value" in value:
+            value, path = value["value"], (*path, "value")
+        keys |= secret_keys(value, scope, path, errors=errors)
+    for index, entry in enumerate(spec.get("checks") or ()):
+        if not isinstance(entry, dict):
+            continue
+        path = ("spec", "checks", index)
+        instance = {k: v for k, v in entry.items() if k != "matrix"}
+        if entry.get("matrix") and has_variable_secret_refs(instance):
+            for combo in _matrix(entry["matrix"], doc, path, []):
+                keys |= secret_keys(instance, scope.child(combo), path, errors=errors)
+        else:
+            keys |= secret_keys(instance, scope, path, errors=errors)
+    seen: set[tuple[Any, str]] = set()
+    for exc in errors:
+        if (exc.path, exc.message) not in seen:
+            seen.add((exc.path, exc.message))
+            problems.append(doc.problem(exc.path, exc.message))
+    return keys
+
+
 async def fetch_suite_secrets(
-    client: Any, raws: Sequence[Any], default_namespace: str | None
+    client: Any,
+    raws: Sequence[Any],
+    default_namespace: str | None,
+    *,
+    cli_vars: Mapping[str, str] | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> dict[SecretKey, str]:
-    """Fetch what ``raws`` reference. Missing Secrets/keys raise ``SuiteError`` (exit 2, every
-    problem listed); API failures raise ``ClusterError`` naming the Secret and the reason."""
+    """Fetch what ``raws`` reference (``cli_vars``, ``release_vars`` and ``env``: as given to
+    ``plan_run``, for variables in the references). Missing Secrets/keys raise ``SuiteError``
+    (exit 2, every problem listed); API failures raise ``ClusterError`` naming the Secret and
+    the reason."""
     from smokegate.errors import ClusterError, Problem, SuiteError
     from smokegate.kube.client import KubeError
     from smokegate.kube.secrets import fetch_secrets
 
-    wanted = suite_secret_keys(raws, default_namespace, client.namespace)
+    wanted = suite_secret_keys(
+        raws,
+        default_namespace,
+        client.namespace,
+        cli_vars=cli_vars,
+        release_vars=release_vars,
+        env=env,
+    )
     if not wanted:
         return {}
     try:
@@ -204,14 +319,15 @@ def plan_run_with_cluster(
     stdin_text = read_stdin_once(paths, stdin_text)
     raws = parse_suites(paths, stdin_text=stdin_text)
     secrets: dict[SecretKey, str] = {}
-    if any(suite_secret_keys(raws, default_namespace, "")):
+    refs = {"cli_vars": cli_vars, "release_vars": release_vars}
+    if any(suite_secret_keys(raws, default_namespace, "", **refs)):
         from smokegate.kube.client import KubeClient
 
         client = KubeClient.from_options(kube_options)
 
         async def fetch() -> dict[SecretKey, str]:
             try:
-                return await fetch_suite_secrets(client, raws, default_namespace)
+                return await fetch_suite_secrets(client, raws, default_namespace, **refs)
             finally:
                 await client.close()
 

@@ -37,7 +37,7 @@ from smokegate.helm.release import (
 )
 from smokegate.session import plan_run
 from tests.discover import charts
-from tests.helpers import write_suite
+from tests.helpers import run_cli, write_suite
 
 REAL_GRPC_AVAILABLE = build_mod.grpc_available
 
@@ -644,7 +644,9 @@ def test_collect_reports_unreadable_objects() -> None:
     )
     _, skipped = discover(bad)
     assert skipped[0].origin == "Service/broken"
-    assert "cannot read it" in skipped[0].reason
+    assert skipped[0].reason == (
+        "cannot read it: spec.ports[0].port: expected a number, got a string ('not-a-number')"
+    )
 
 
 def test_discovered_suite_alone_needs_no_user_suite() -> None:
@@ -667,3 +669,111 @@ def test_merging_with_a_suite_read_from_stdin_by_the_caller() -> None:
     assert ids[0] == "mine/podinfo-port-grpc"
     assert "discovered/podinfo-port-grpc" not in ids
     assert "discovered/podinfo-port-http" in ids
+
+
+# --- malformed manifests: a clear message, exit 2, never a traceback --------------------------
+
+SERVICE = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: %s
+"""
+
+
+def discover_file(tmp_path: Path, content: str | bytes, *args: str) -> tuple[int, str, str]:
+    path = tmp_path / "manifests.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    r = run_cli("discover", "-f", str(path), *args)
+    assert "Traceback" not in r.text, r.text
+    return r.code, r.out, r.err.strip()
+
+
+def test_a_list_where_an_object_is_expected(tmp_path: Path) -> None:
+    listed = "- apiVersion: v1\n  kind: Service\n  metadata: {name: db}\n"
+    code, out, err = discover_file(tmp_path, f"{SERVICE}---\n{listed}")
+    assert code == 2 and out == ""
+    assert err == (
+        f"smokegate: {tmp_path}/manifests.yaml, document 2: expected a Kubernetes object "
+        "(a mapping with apiVersion and kind), got a list (one object per `---` document, or "
+        "kind: List)"
+    )
+    # Deeper down: a list where a mapping belongs, named by its path.
+    code, _, err = discover_file(tmp_path, DEPLOYMENT % "[{name: api, ports: [[8080]]}]")
+    assert code == 2
+    assert err == (
+        f"smokegate: cannot derive checks from these manifests: {tmp_path}/manifests.yaml, "
+        "document 1 (Deployment/api): spec.template.spec.containers[0].ports[0]: expected a "
+        "mapping, got a list"
+    )
+
+
+def test_containers_as_a_string(tmp_path: Path) -> None:
+    text = f"{SERVICE}---\n# a comment\n---\n{DEPLOYMENT % 'api:1.0'}"
+    code, out, err = discover_file(tmp_path, text)
+    assert code == 2 and out == ""
+    assert err == (
+        f"smokegate: cannot derive checks from these manifests: {tmp_path}/manifests.yaml, "
+        "document 3 (Deployment/api): spec.template.spec.containers: expected a list, got a "
+        "string ('api:1.0')"
+    )
+    # Every unreadable object is listed, not just the first.
+    bad_probe = "[{name: api, readinessProbe: {httpGet: {path: /, port: 80}, periodSeconds: x}}]"
+    text = f"{DEPLOYMENT % bad_probe}---\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n"
+    code, _, err = discover_file(tmp_path, text + "spec: {ports: [{name: http}]}\n")
+    assert code == 2
+    assert err.splitlines()[1:] == [
+        f"  {tmp_path}/manifests.yaml, document 1 (Deployment/api): spec.template.spec."
+        "containers[0].readinessProbe.periodSeconds: expected a number, got a string ('x')",
+        f"  {tmp_path}/manifests.yaml, document 2 (Service/s): spec.ports[0].port: missing "
+        "(a number is required)",
+    ]
+
+
+def test_yaml_syntax_errors_say_where(tmp_path: Path) -> None:
+    code, out, err = discover_file(tmp_path, f"{SERVICE}---\nkind: Service\nmetadata: {{name: x\n")
+    assert code == 2 and out == ""
+    assert err.startswith(f"smokegate: {tmp_path}/manifests.yaml:8:1: not valid YAML: ")
+    assert "\n" not in err and "unicode string" not in err
+
+
+def test_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    latin1 = SERVICE.replace("name: web", "name: caf\xe9").encode("latin-1")
+    code, out, err = discover_file(tmp_path, latin1)
+    assert code == 2 and out == ""
+    assert err == (
+        f"smokegate: {tmp_path}/manifests.yaml:3:21: not UTF-8 text (byte 0xe9); manifests "
+        "must be UTF-8 YAML"
+    )
+    # The same on stdin (bytes: what a pipe gives).
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "smokegate", "discover", "-f", "-"],
+        input=latin1,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip() == (
+        "smokegate: stdin:3:21: not UTF-8 text (byte 0xe9); manifests must be UTF-8 YAML"
+    )
+
+
+def test_live_objects_that_cannot_be_read_are_listed_not_fatal() -> None:
+    """From a cluster (a release's manifest), one odd object does not stop discovery."""
+    text = charts.PODINFO + "---\n" + DEPLOYMENT % "oops"
+    checks, skipped = discover(text)
+    assert checks  # podinfo's checks are still derived
+    assert skipped[-1].origin == "Deployment/api"
+    assert skipped[-1].reason == (
+        "cannot read it: spec.template.spec.containers: expected a list, got a string ('oops')"
+    )

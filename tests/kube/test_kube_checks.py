@@ -367,10 +367,10 @@ def test_namespace_defaults_and_config_errors(
     # KUBECONFIG works like kubectl's (a list; missing files skipped)
     r = run_cli("run", str(suite), "-n", ns, env={"KUBECONFIG": f"/nonexistent:{kubeconfig}"})
     assert r.code == 0, r.text
-    # an unusable configuration fails the check that needs the cluster, with the reason
+    # an unusable configuration is a usage error before anything runs (see below)
     r = run_cli("run", str(suite), "--kubeconfig", str(tmp_path / "missing"))
-    assert r.code == 1
-    assert "kubeconfig" in r.out and "missing" in r.out and "Traceback" not in r.text
+    assert r.code == 2
+    assert "kubeconfig" in r.err and "missing" in r.err and "Traceback" not in r.text
     # an apiserver that is not there: connection error, named
     dead = tmp_path / "dead.yaml"
     cfg = json.loads(Path(kubeconfig).read_text())
@@ -392,4 +392,42 @@ def test_runs_without_kube_checks_never_touch_the_cluster(tmp_path: Path) -> Non
         r = run_cli(
             "run", str(suite), env={"KUBECONFIG": str(tmp_path / "nope"), "HOME": str(tmp_path)}
         )
+    assert r.code == 0, r.text
+
+
+def test_unusable_kube_configuration_is_a_usage_error_before_anything_runs(
+    kubeconfig: str, tmp_path: Path
+) -> None:
+    """A run with ``kube``/``helmTest`` checks reads the kubeconfig before it starts: a missing
+    file or an unknown context is exit 2 naming it (as for Secret references), not one failed
+    check per check."""
+    suite = write_suite(
+        tmp_path,
+        """
+- name: first
+  exec: {command: ["true"]}
+- name: cm
+  kube: {exists: {kind: ConfigMap, name: here}}
+- name: release-tests
+  helmTest: {release: web}
+""",
+    )
+    r = run_cli("run", str(suite), "--kubeconfig", "/nonexistent")
+    assert r.code == 2, r.text
+    assert r.err.strip() == "smokegate: kubeconfig /nonexistent: No such file or directory"
+    assert r.out == ""  # no check line: nothing ran, not even the exec check
+    r = run_cli("run", str(suite), "--kubeconfig", kubeconfig, "--context", "nope")
+    assert r.code == 2, r.text
+    assert f"context 'nope' not found in {kubeconfig}" in r.err
+    assert r.out == "" and "Traceback" not in r.text
+    # Runs whose selected checks need no cluster never read the configuration.
+    r = run_cli("run", str(suite), "--kubeconfig", "/nonexistent", "-k", "t/first")
+    assert r.code == 0, r.text
+    skipped = write_suite(
+        tmp_path,
+        "- {name: later, skip: not yet, kube: {exists: {kind: ConfigMap, name: x}}}\n"
+        '- {name: now, exec: {command: ["true"]}}\n',
+        filename="skipped.yaml",
+    )
+    r = run_cli("run", str(skipped), "--kubeconfig", "/nonexistent")
     assert r.code == 0, r.text

@@ -217,3 +217,53 @@ def test_gate_reads_secrets_from_the_release_namespace(
     assert TOKEN not in events
     messages = [e["message"] for e in json.loads(events)["items"]]
     assert messages == ["1 passed, 2 failed: t/token-echoed, t/named-after-***"], messages
+
+
+def test_secret_names_may_use_release_facts_and_vars(
+    kube_env: KubeEnv, kube_namespace: str, kubeconfig: str, tmp_path: Path, token_server: str
+) -> None:
+    """``secretRef: {name: "${release.name}-db"}`` under ``gate`` (the facts of the release
+    just reconciled), ``${secret:${app}-db/…}`` with a ``--var`` under ``run``."""
+    ns = kube_namespace
+    _secret(kube_env, ns, "shop-web-db", token=TOKEN)
+    apply(kube_env, helmrelease("web", ns, releaseName="shop-web"))
+    patch_status(kube_env, "hr", "web", ns, status_ready("shop-web", ns, 1, "6.6.1", version=1))
+    suite = write_suite(
+        tmp_path,
+        f"""
+- name: by-release-name
+  http:
+    url: "{token_server}/ok"
+    headers: {{X-Token: {{secretRef: {{name: "${{release.name}}-db", key: "${{key}}"}}}}}}
+- name: path-form
+  http:
+    url: "{token_server}/ok"
+    headers: {{X-Token: "${{secret:${{release.namespace}}/${{release.name}}-db/token}}"}}
+""",
+        extra_spec="vars:\n  key: token",
+    )
+    r = run_cli("gate", f"{ns}/web", "--kubeconfig", kubeconfig, str(suite))
+    assert r.code == 0, r.text
+    assert "✓ t/by-release-name" in r.out and "✓ t/path-form" in r.out
+    assert TOKEN not in r.text
+
+    suite = write_suite(
+        tmp_path,
+        f"""
+- name: by-var
+  http: {{url: "{token_server}/ok", headers: {{X-Token: "${{secret:${{app}}-db/token}}"}}}}
+""",
+        filename="run.yaml",
+    )
+    r = run_cli("run", str(suite), "--kubeconfig", kubeconfig, "-n", ns, "--var", "app=shop-web")
+    assert r.code == 0, r.text
+    assert "✓ t/by-var" in r.out and TOKEN not in r.text
+    # Without the --var: a located suite error, nothing read from the cluster, nothing run.
+    r = run_cli("run", str(suite), "--kubeconfig", kubeconfig, "-n", ns)
+    assert r.code == 2, r.text
+    assert f"{suite}:7:" in r.err and "undefined variable ${app}" in r.err
+    assert "✓" not in r.out and "Traceback" not in r.text
+    # Another value names another Secret, which does not exist: said so, by name.
+    r = run_cli("run", str(suite), "--kubeconfig", kubeconfig, "-n", ns, "--var", "app=other")
+    assert r.code == 2, r.text
+    assert f"secret {ns}/other-db key 'token': the Secret does not exist" in r.err

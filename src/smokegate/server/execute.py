@@ -324,7 +324,9 @@ class JobRunner:
         secrets: dict[Any, str] = {}
         if client is not None:
             raws = await asyncio.to_thread(parse_suites, paths)
-            secrets = await fetch_suite_secrets(client, raws, namespace)
+            secrets = await fetch_suite_secrets(
+                client, raws, namespace, cli_vars=mapping.vars, release_vars=facts.variables()
+            )
         # Parsing and interpolation are synchronous CPU work: keep them off the event loop.
         return await asyncio.to_thread(
             plan_run,

@@ -4,11 +4,18 @@ Forms (all usable in any string value):
 
 * ``${name}``             a suite var, a ``--var``, a matrix value or a release fact
                            (``release.appVersion``)
-* ``${name:-default}``    with a default when the name is not defined
+* ``${name:-default}``    with a default when the name is not defined (the default may itself
+                           use ``${...}``)
 * ``${env:NAME}``         an environment variable (``${env:NAME:-default}`` too)
 * ``${secret:NAME/KEY}``  a key of a Kubernetes Secret (``${secret:NS/NAME/KEY}`` for another
                            namespace)
 * ``$${``                 a literal ``${``
+
+The parts of a Secret reference — in ``${secret:…}`` and in ``{secretRef: {name, key,
+namespace}}`` — may use variables (``${secret:${release.name}-db/dsn}``, ``name:
+"${release.name}-db"``): vars, ``--var`` values, matrix values, env and release facts, but never
+a value read from a Secret (Secrets are fetched before interpolation, so their names must be
+known without them).
 
 A string that is exactly one ``${...}`` keeps the value's type (so ``status: ${code}`` stays an
 int when ``code`` is one). Values that come from Secrets or vars marked ``secret: true`` are
@@ -17,9 +24,8 @@ registered with the run's ``Redactor``.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +33,15 @@ from smokegate.secrets import Redactor
 from smokegate.suite.yamlpos import Path
 
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
+# A ``${`` opened inside another ``${...}``: such strings take the (slower) nesting-aware scanner.
+_NESTED = re.compile(r"\$\{[^{}]*\$\{")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+NO_SECRET_IN_REF = (
+    "a Secret reference cannot use a value read from a Secret (Secrets are read before the "
+    "suite is interpolated: their names, keys and namespaces may use vars, --var values, env "
+    "and release facts)"
+)
 
 
 class UnresolvedVariable(Exception):
@@ -35,6 +49,11 @@ class UnresolvedVariable(Exception):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+class NeedsSecret(UnresolvedVariable):
+    """A value that needs a Secret's value where none may be used (a Secret reference's parts)
+    or none has been read yet (the pre-fetch scan)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +76,9 @@ def parse_secret_ref(text: str) -> SecretKey:
     raise ValueError(f"secret reference {text!r} must be NAME/KEY or NAMESPACE/NAME/KEY")
 
 
-def secret_ref_of(value: Any) -> SecretKey | None:
-    """``{secretRef: {name, key, namespace?}}`` — accepted wherever a string is."""
+def _secret_ref_body(value: Any) -> dict[str, Any] | None:
+    """The ``{name, key, namespace?}`` of a ``{secretRef: ...}`` mapping, None for any other
+    value; ValueError when it is a malformed ``secretRef``."""
     if isinstance(value, dict) and set(value) == {"secretRef"}:
         ref = value["secretRef"]
         if not isinstance(ref, dict) or not {"name", "key"} <= set(ref) <= {
@@ -67,8 +87,17 @@ def secret_ref_of(value: Any) -> SecretKey | None:
             "namespace",
         }:
             raise ValueError("secretRef needs `name` and `key` (and optionally `namespace`)")
-        return SecretKey(ref.get("namespace"), str(ref["name"]), str(ref["key"]))
+        return ref
     return None
+
+
+def secret_ref_of(value: Any) -> SecretKey | None:
+    """``{secretRef: {name, key, namespace?}}`` — accepted wherever a string is. The parts as
+    written (``Scope.secret_ref`` expands variables in them)."""
+    ref = _secret_ref_body(value)
+    if ref is None:
+        return None
+    return SecretKey(ref.get("namespace"), str(ref["name"]), str(ref["key"]))
 
 
 @dataclass
@@ -84,6 +113,12 @@ class Scope:
     # Called for a SecretKey that was not pre-fetched; lint passes a placeholder maker.
     missing_secret: Callable[[SecretKey], str] | None = None
     redactor: Redactor = field(default_factory=Redactor)
+    # Set: reading a Secret raises ``NeedsSecret`` with this message (a Secret reference's
+    # parts; the pre-fetch scan, when no Secret has been read yet).
+    no_secrets: str | None = None
+    # The pre-fetch scan only: vars without a value -> why (``NeedsSecret`` when the message
+    # is set: the var reads a Secret; None: the var is broken, the compile step says how).
+    unavailable: Mapping[str, str | None] = field(default_factory=dict)
 
     def child(self, extra: Mapping[str, Any]) -> Scope:
         return Scope(
@@ -94,9 +129,13 @@ class Scope:
             self.default_namespace,
             self.missing_secret,
             self.redactor,
+            self.no_secrets,
+            self.unavailable,
         )
 
     def _secret(self, key: SecretKey, path: Path) -> str:
+        if self.no_secrets is not None:
+            raise NeedsSecret(path, self.no_secrets)
         if key.namespace is None and self.default_namespace:
             key = SecretKey(self.default_namespace, key.name, key.key)
         if key in self.secrets:
@@ -108,22 +147,60 @@ class Scope:
         self.redactor.add(value)
         return value
 
+    # --- Secret references ----------------------------------------------------------------------
+
+    def _ref_part(self, value: Any, path: Path) -> str:
+        """One part of a Secret reference, its ``${...}`` expanded without Secret values."""
+        if not isinstance(value, str):
+            return str(value)
+        if "$" not in value:
+            return value
+        restricted = self.child({})
+        restricted.no_secrets = NO_SECRET_IN_REF
+        return _to_text(restricted._expand_str(value, path))
+
+    def secret_ref(self, data: Any, path: Path) -> SecretKey | None:
+        """The key a ``{secretRef: ...}`` mapping names (variables in its parts expanded), None
+        for any other value. Raises ``UnresolvedVariable`` located at the offending part."""
+        try:
+            ref = _secret_ref_body(data)
+        except ValueError as exc:
+            raise UnresolvedVariable(path, str(exc)) from None
+        if ref is None:
+            return None
+        where = (*path, "secretRef")
+        parts: dict[str, str] = {}
+        for part in ("name", "key", "namespace"):
+            if ref.get(part) is None and part == "namespace":
+                continue
+            parts[part] = self._ref_part(ref[part], (*where, part)) if ref[part] is not None else ""
+            if not parts[part] and part != "namespace":
+                raise UnresolvedVariable((*where, part), f"secretRef {part} is empty")
+        return SecretKey(parts.get("namespace") or None, parts["name"], parts["key"])
+
+    def secret_key(self, text: str, path: Path) -> SecretKey:
+        """The key ``${secret:TEXT}`` names (variables in TEXT expanded)."""
+        if "$" in text:
+            text = self._ref_part(text, path)
+        try:
+            return parse_secret_ref(text)
+        except ValueError as exc:
+            raise UnresolvedVariable(path, str(exc)) from None
+
+    # --- lookup and expansion --------------------------------------------------------------------
+
     def lookup(self, expr: str, path: Path) -> Any:
-        name, sep, default = expr.partition(":-")
+        name, sep, default = _split_default(expr)
         name = name.strip()
         if name.startswith("env:"):
             var = name[4:]
             if var in self.env:
                 return self.env[var]
             if sep:
-                return default
+                return self._default(default, path)
             raise UnresolvedVariable(path, f"environment variable {var!r} is not set")
         if name.startswith("secret:"):
-            try:
-                key = parse_secret_ref(name[7:])
-            except ValueError as exc:
-                raise UnresolvedVariable(path, str(exc)) from None
-            return self._secret(key, path)
+            return self._secret(self.secret_key(name[7:], path), path)
         if not _NAME.match(name):
             raise UnresolvedVariable(path, f"invalid variable reference ${{{expr}}}")
         if name in self.values:
@@ -131,10 +208,18 @@ class Scope:
             if name in self.secret_names:
                 self.redactor.add(str(value))
             return value
+        if name in self.unavailable:
+            why = self.unavailable[name]
+            if why is not None:
+                raise NeedsSecret(path, why.format(name=name))
+            raise UnresolvedVariable(path, f"variable ${{{name}}} has no value")
         if sep:
-            return default
+            return self._default(default, path)
         known = ", ".join(sorted(self.values)) or "none defined"
         raise UnresolvedVariable(path, f"undefined variable ${{{name}}} (known: {known})")
+
+    def _default(self, default: str, path: Path) -> Any:
+        return self._expand_str(default, path) if "${" in default else default
 
     def expand(self, data: Any, path: Path = ()) -> Any:
         """A copy of ``data`` with every ``${...}`` and ``secretRef`` resolved."""
@@ -143,10 +228,7 @@ class Scope:
                 return data
             return self._expand_str(data, path)
         if isinstance(data, dict):
-            try:
-                ref = secret_ref_of(data)
-            except ValueError as exc:
-                raise UnresolvedVariable(path, str(exc)) from None
+            ref = self.secret_ref(data, path)
             if ref is not None:
                 return self._secret(ref, path)
             return {k: self.expand(v, (*path, k)) for k, v in data.items()}
@@ -155,17 +237,28 @@ class Scope:
         return data
 
     def _expand_str(self, text: str, path: Path) -> Any:
-        whole = _REF.fullmatch(text)
-        if whole and whole.group(1) is not None:
-            return self.lookup(whole.group(1), path)
+        if _NESTED.search(text) is None:
+            whole = _REF.fullmatch(text)
+            if whole and whole.group(1) is not None:
+                return self.lookup(whole.group(1), path)
 
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) is None:  # "$${" escape
-                return "${"
-            value = self.lookup(m.group(1), path)
-            return _to_text(value)
+            def sub(m: re.Match[str]) -> str:
+                if m.group(1) is None:  # "$${" escape
+                    return "${"
+                return _to_text(self.lookup(m.group(1), path))
 
-        return _REF.sub(sub, text)
+            return _REF.sub(sub, text)
+        refs = list(_scan(text))
+        if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
+            return self.lookup(refs[0][2], path)
+        out: list[str] = []
+        pos = 0
+        for start, end, expr in refs:
+            out.append(text[pos:start])
+            out.append("${" if expr is None else _to_text(self.lookup(expr, path)))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
 
 
 def _to_text(value: Any) -> str:
@@ -174,12 +267,80 @@ def _to_text(value: Any) -> str:
     return str(value)
 
 
+def _scan(text: str) -> Iterator[tuple[int, int, str | None]]:
+    """The top-level ``${...}`` of ``text`` as ``(start, end, expression)``, nesting-aware
+    (``${secret:${ns}/db/dsn}`` is one); ``expression`` is None for a ``$${`` escape. Like the
+    plain pattern, a ``${`` whose expression holds a bare brace is literal text."""
+    i = 0
+    while True:
+        j = text.find("$", i)
+        if j < 0:
+            return
+        if text.startswith("$${", j):
+            yield j, j + 3, None
+            i = j + 3
+            continue
+        if text.startswith("${", j):
+            end = _closing(text, j + 2)
+            if end is not None:
+                yield j, end + 1, text[j + 2 : end]
+                i = end + 1
+                continue
+        i = j + 1
+
+
+def _closing(text: str, start: int) -> int | None:
+    depth, k, n = 1, start, len(text)
+    while k < n:
+        if text.startswith("${", k):
+            depth += 1
+            k += 2
+            continue
+        c = text[k]
+        if c == "{":
+            return None
+        if c == "}":
+            depth -= 1
+            if depth == 0:
+                return k
+        k += 1
+    return None
+
+
+def _split_default(expr: str) -> tuple[str, str, str]:
+    """``expr.partition(":-")``, ignoring a ``:-`` inside a nested ``${...}``."""
+    if "${" not in expr:
+        return expr.partition(":-")
+    depth = 0
+    for i, c in enumerate(expr):
+        if c == "$" and expr.startswith("${", i):
+            depth += 1
+        elif c == "}" and depth:
+            depth -= 1
+        elif depth == 0 and expr.startswith(":-", i):
+            return expr[:i], ":-", expr[i + 2 :]
+    return expr, "", ""
+
+
+def _exprs(text: str) -> Iterator[str]:
+    """Every ``${...}`` expression in ``text``, nested ones included (outer first)."""
+    if _NESTED.search(text) is None:
+        yield from (m.group(1) for m in _REF.finditer(text) if m.group(1) is not None)
+        return
+    for _, _, expr in _scan(text):
+        if expr is not None:
+            yield expr
+            if "${" in expr:
+                yield from _exprs(expr)
+
+
 def references(data: Any) -> set[str]:
-    """Every ``${...}`` expression inside ``data`` (used to pre-fetch Secrets)."""
+    """Every ``${...}`` expression inside ``data``, nested ones included (``${secret:${ns}/a/b}``
+    gives ``secret:${ns}/a/b`` and ``ns``)."""
     found: set[str] = set()
     if isinstance(data, str):
         if "${" in data:
-            found.update(m.group(1) for m in _REF.finditer(data) if m.group(1) is not None)
+            found.update(_exprs(data))
     elif isinstance(data, dict):
         for v in data.values():
             found |= references(v)
@@ -189,30 +350,131 @@ def references(data: Any) -> set[str]:
     return found
 
 
-def secret_keys(data: Any) -> set[SecretKey]:
-    """Every Secret key referenced inside ``data`` by ``${secret:…}`` or ``secretRef``."""
+# --- finding the Secrets a suite references (before interpolation) ------------------------------
+
+
+def _secret_sites(data: Any, path: Path = ()) -> Iterator[tuple[Path, str, Any]]:
+    """Every Secret reference in ``data``: ``(path, "ref", mapping)`` for a ``secretRef``,
+    ``(path, "expr", TEXT)`` for a ``${secret:TEXT}`` (at any nesting depth)."""
+    if isinstance(data, dict):
+        try:
+            ref = _secret_ref_body(data)
+        except ValueError:
+            ref = None  # malformed: the compile step reports it
+        if ref is not None:
+            yield path, "ref", data
+            return
+        for k, v in data.items():
+            yield from _secret_sites(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _secret_sites(v, (*path, i))
+    elif isinstance(data, str) and "${" in data and "secret:" in data:
+        for expr in _exprs(data):
+            name = _split_default(expr)[0].strip()
+            if name.startswith("secret:"):
+                yield path, "expr", name[7:]
+
+
+def has_variable_secret_refs(data: Any) -> bool:
+    """Does a Secret reference inside ``data`` use ``${...}`` in its parts?"""
+    for _, kind, site in _secret_sites(data):
+        if kind == "expr" and "${" in site:
+            return True
+        if kind == "ref" and any(
+            isinstance(v, str) and "${" in v for v in site["secretRef"].values()
+        ):
+            return True
+    return False
+
+
+def secret_keys(
+    data: Any,
+    scope: Scope | None = None,
+    path: Path = (),
+    *,
+    errors: list[UnresolvedVariable] | None = None,
+) -> set[SecretKey]:
+    """Every Secret key referenced inside ``data`` by ``${secret:…}`` or ``secretRef``, with
+    the namespace as written (None when not given).
+
+    Without ``scope``, references whose parts use ``${...}`` are left out. With it, those parts
+    are expanded with it (see ``ref_scope``). A reference that still cannot be expanded (an
+    undefined variable, a malformed result) is left out too: compiling the suite reports it,
+    located. One whose parts need a Secret's value (``NeedsSecret``) is appended to ``errors``
+    (raised when ``errors`` is None): compiling cannot tell."""
     keys: set[SecretKey] = set()
-
-    def visit(node: Any) -> None:
-        if isinstance(node, dict):
-            try:
-                ref = secret_ref_of(node)
-            except ValueError:
-                ref = None
-            if ref is not None:
-                keys.add(ref)
-                return
-            for v in node.values():
-                visit(v)
-        elif isinstance(node, list):
-            for v in node:
-                visit(v)
-        elif isinstance(node, str) and "${secret:" in node:
-            for m in _REF.finditer(node):
-                expr = m.group(1)
-                if expr and expr.strip().startswith("secret:"):
-                    with contextlib.suppress(ValueError):
-                        keys.add(parse_secret_ref(expr.strip()[7:].partition(":-")[0]))
-
-    visit(data)
+    for where, kind, site in _secret_sites(data, path):
+        try:
+            if scope is None:
+                if kind == "expr":
+                    if "${" in site:
+                        continue
+                    keys.add(parse_secret_ref(site))
+                else:
+                    key = secret_ref_of(site)
+                    assert key is not None
+                    if any("${" in str(p) for p in (key.name, key.key, key.namespace or "")):
+                        continue
+                    keys.add(key)
+                continue
+            key = scope.secret_key(site, where) if kind == "expr" else scope.secret_ref(site, where)
+            if key is not None:
+                keys.add(key)
+        except NeedsSecret as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+        except (UnresolvedVariable, ValueError):
+            continue
     return keys
+
+
+VAR_READS_SECRET = (
+    "${{{name}}} cannot name a Secret: var {name!r} needs a Secret's value, and Secrets are read "
+    "before the suite is interpolated (their names, keys and namespaces may use vars, --var "
+    "values, env and release facts, not values read from Secrets)"
+)
+
+
+def ref_scope(
+    raw_vars: Mapping[str, Any],
+    *,
+    cli_vars: Mapping[str, str] | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Scope:
+    """The scope Secret references are expanded with before any Secret is read: the same
+    values compiling the suite uses (release facts, ``--var``s overriding the suite's vars,
+    vars referring to each other in any order, env), except vars that need a Secret's value.
+    Those are ``unavailable``: naming a Secret with one is a ``NeedsSecret`` error."""
+    cli_vars = cli_vars or {}
+    scope = Scope(env=env or {}, no_secrets="needs a Secret")
+    unavailable: dict[str, str | None] = {}
+    scope.unavailable = unavailable
+    scope.values.update(release_vars or {})
+    scope.values.update(cli_vars)
+    pending: dict[str, Any] = {}
+    for name, value in raw_vars.items():
+        if name in cli_vars:
+            continue
+        if isinstance(value, dict) and "value" in value:
+            value = value["value"]
+        pending[name] = value
+    while pending:
+        progressed = False
+        for name, value in list(pending.items()):
+            try:
+                scope.values[name] = scope.expand(value, ("spec", "vars", name))
+            except NeedsSecret:
+                unavailable[name] = VAR_READS_SECRET
+            except UnresolvedVariable:
+                continue
+            del pending[name]
+            progressed = True
+        if not progressed:
+            break
+    for name in pending:  # cycles, undefined references: compiling reports them
+        unavailable[name] = None
+    scope.no_secrets = NO_SECRET_IN_REF
+    return scope

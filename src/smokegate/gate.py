@@ -272,24 +272,11 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
 def _validate_before_waiting(raws: list[Any], request: GateRequest) -> None:
     """Every check is validated now, with placeholder release facts and Secret values, so a
     typo fails in a second (exit 2), not after waiting up to ``--timeout`` for Flux."""
-    from smokegate.session import compile_with_secret_scan
+    from smokegate.session import compile_with_secret_scan, release_placeholders
     from smokegate.suite.interpolate import Scope
     from smokegate.suite.loader import CompileOptions
 
-    placeholders = {
-        f"release.{key}": f"<release.{key}>"
-        for key in (
-            "name",
-            "namespace",
-            "revision",
-            "appVersion",
-            "digest",
-            "chart",
-            "version",
-            "helmRelease",
-            "helmReleaseNamespace",
-        )
-    }
+    placeholders = release_placeholders()
     scope = Scope(env=dict(os.environ), missing_secret=lambda key: "<secret>")
     compile_with_secret_scan(
         raws,

@@ -48,6 +48,18 @@ def parse_resolve_flags(items: Sequence[str]) -> dict[tuple[str, int], str]:
     return out
 
 
+RELEASE_FACTS = (
+    "name", "namespace", "revision", "appVersion", "digest", "chart", "version",
+    "helmRelease", "helmReleaseNamespace",
+)  # fmt: skip
+
+
+def release_placeholders() -> dict[str, str]:
+    """``${release.*}`` stand-ins for validating a suite before the release is known (lint, the
+    gate before its wait); a misspelt fact (``${release.appversion}``) is still an error."""
+    return {f"release.{key}": f"<release.{key}>" for key in RELEASE_FACTS}
+
+
 def plan_run(
     paths: Sequence[str],
     *,
@@ -66,8 +78,11 @@ def plan_run(
     redactor = Redactor()
     for value in (secrets or {}).values():
         redactor.add(value)
+    real_env: Mapping[str, str] = dict(os.environ) if env is None else env
+    if lint and release_vars is None:
+        release_vars = release_placeholders()
     scope = Scope(
-        env=dict(os.environ) if env is None else env,
+        env=real_env,
         secrets=secrets or {},
         default_namespace=default_namespace,
         redactor=redactor,

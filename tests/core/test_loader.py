@@ -226,3 +226,20 @@ def test_schema_is_valid_and_accepts_the_demo_suite(tmp_path: Path) -> None:
     demo["spec"]["checks"][0]["http"]["bogus"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(schema).validate(demo)
+
+
+def test_lint_knows_release_facts_but_not_misspelt_ones(tmp_path: Path) -> None:
+    ok = write_suite(
+        tmp_path, '- {name: v, http: {url: "http://x/${release.appVersion}/${release.name}"}}'
+    )
+    assert run_cli("lint", str(ok)).code == 0
+    bad = write_suite(
+        tmp_path, '- {name: v, http: {url: "http://x/${release.appversion}"}}', filename="b.yaml"
+    )
+    res = run_cli("lint", str(bad))
+    assert res.code == 2 and "undefined variable ${release.appversion}" in res.err
+    # `run` has no release: the fact must come from `gate` or a --var.
+    res = run_cli("run", str(ok), "--list")
+    assert res.code == 0  # --list plans like lint
+    res = run_cli("run", str(ok))
+    assert res.code == 2 and "undefined variable ${release.appVersion}" in res.err

@@ -8,7 +8,6 @@ matter to discovery, which reads specs; ``--via pods`` tests write the pod statu
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -20,13 +19,13 @@ from typing import Any
 import pytest
 from kubeenv import KubeEnv
 from tests.discover import charts
+from tests.helm_records import release_secret
 from tests.helpers import run_cli, write_suite
 from tests.servers.nginx import NginxServer
 
 from smokegate.discover import build as build_mod
 from smokegate.discover.objects import collect, load_manifests
 from smokegate.discover_cli import DiscoverRequest, discover_from_helmrelease, discover_suite
-from smokegate.helm.release import encode_release
 from smokegate.kube.client import KubeClient, KubeOptions
 from smokegate.session import run_async
 
@@ -60,33 +59,6 @@ def helmrelease(name: str, ns: str, **spec: Any) -> dict[str, Any]:
             },
             **spec,
         },
-    }
-
-
-def release_secret(
-    release: str, ns: str, version: int, status: str, manifest: str, *, compress: bool = True
-) -> dict[str, Any]:
-    """A release Secret as Helm writes it (``data.release`` = base64 of Helm's payload)."""
-    record = {
-        "name": release,
-        "namespace": ns,
-        "version": version,
-        "info": {"status": status},
-        "chart": {"metadata": {"name": "charts", "version": f"1.{version}.0"}},
-        "config": {},
-        "manifest": manifest,
-        "hooks": [],
-    }
-    payload = encode_release(record, compress=compress)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "helm.sh/release.v1",
-        "metadata": {
-            "name": f"sh.helm.release.v1.{release}.v{version}",
-            "labels": {"owner": "helm", "name": release, "status": status, "version": str(version)},
-        },
-        "data": {"release": base64.b64encode(payload.encode()).decode()},
     }
 
 

@@ -6,7 +6,6 @@ entries, since the discovered checks name cluster DNS names."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from fixtures_flux import apply, helmrelease, patch_status, status_ready
 from kubeenv import KubeEnv
+from tests.helm_records import release_secret
 from tests.helpers import free_port
 from tests.server.support import (
     TOKEN,
@@ -30,7 +30,6 @@ from tests.server.support import (
 )
 from tests.servers.nginx import NginxServer
 
-from smokegate.helm.release import encode_release
 from smokegate.server.config import parse_config
 from smokegate.server.execute import JobRunner
 from smokegate.store.base import Job, JobState, Verdict
@@ -69,32 +68,6 @@ spec:
 """
 
 
-def release_secret(release: str, ns: str, version: int, manifest: str) -> dict[str, Any]:
-    """A deployed release's Secret as Helm writes it (as tests/kube/discover builds it)."""
-    record = {
-        "name": release,
-        "namespace": ns,
-        "version": version,
-        "info": {"status": "deployed"},
-        "chart": {"metadata": {"name": release, "version": f"1.{version}.0"}},
-        "config": {},
-        "manifest": manifest,
-        "hooks": [],
-    }
-    payload = encode_release(record, compress=True)
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "helm.sh/release.v1",
-        "metadata": {
-            "name": f"sh.helm.release.v1.{release}.v{version}",
-            "namespace": ns,
-            "labels": {"owner": "helm", "name": release, "status": "deployed", "version": "1"},
-        },
-        "data": {"release": base64.b64encode(payload.encode()).decode()},
-    }
-
-
 def publish(
     env: KubeEnv,
     ns: str,
@@ -111,7 +84,12 @@ def publish(
         hr["metadata"]["annotations"] = annotations
     apply(env, hr)
     if port is not None:
-        apply(env, release_secret(name, ns, 1, chart(name, port)))
+        apply(
+            env,
+            release_secret(
+                name, ns, 1, "deployed", chart(name, port), chart=name, storage_namespace=ns
+            ),
+        )
     patch_status(env, "hr", name, ns, status_ready(name, ns, 1, revision, version=1))
 
 

@@ -1,11 +1,9 @@
-"""``smokegate gate``: the CI promotion gate for a Flux HelmRelease, as a library call.
+"""The CI promotion gate for a Flux HelmRelease, as one library call: ``run_gate(GateRequest)``
+(the front end is ``smokegate.cli.gate``).
 
-1. **Wait** until Flux has reconciled the release: ``generation == observedGeneration``,
-   ``Ready=True``, not ``Reconciling``, at ``revision`` when one is asked for, and with Flux's
-   Helm tests finished when ``spec.test.enable``. It is a watch (resourceVersion-based, resumed
-   after the API server ends a stream or answers 410 Gone), not a polling loop; every change of
-   the Ready message is shown. ``Stalled`` or a terminal ``Ready=False`` reason fails at once;
-   so does the timeout (both exit 3, with Flux's own reason and message).
+1. **Wait** until Flux has reconciled the release (``flux.wait.wait_for_release``): generation
+   observed, ``Ready=True``, at ``revision`` when one is asked for, Flux's Helm tests finished;
+   ``Stalled``, a terminal ``Ready=False`` reason or the timeout fail (exit 3).
 2. **Facts**: ``${release.name}``, ``${release.namespace}``, ``${release.revision}`` (chart
    version), ``${release.appVersion}``, ``${release.digest}`` and a few more.
 3. **Flux's Helm tests**: each ``status.history[0].testHooks`` entry becomes a ``helm-test/<hook>``
@@ -22,32 +20,22 @@ connection; the kubeconfig is read once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.durations import format_duration
 from smokegate.engine.select import Selection
-from smokegate.errors import ClusterError, GateTimeout
 from smokegate.flux.helmrelease import (
     ReleaseFacts,
-    evaluate,
     helm_test_results,
     parse_target,
     release_facts,
 )
+from smokegate.flux.wait import Progress, ReleaseFailed, wait_for_release
 from smokegate.kube.client import HELMRELEASE, KubeClient, KubeError, KubeOptions
 
-# The API server ends a watch after this long; lightkube resumes it from the last version.
-WATCH_SERVER_TIMEOUT = 290
-
-
-class ReleaseFailed(GateTimeout):
-    """Flux reports a failure this revision will not recover from by waiting (exit 3)."""
+__all__ = ["GateRequest", "GateResult", "ReleaseFailed", "run_gate", "wait_for_release"]
 
 
 @dataclass(slots=True)
@@ -79,98 +67,7 @@ class GateResult:
     """Report-back outcomes (the Event, the notification), for the user to read."""
 
 
-Progress = Callable[[str], None]
 Execute = Callable[..., tuple[int, Any]]
-
-
-# --- 1. wait -------------------------------------------------------------------------------
-
-
-async def wait_for_release(
-    client: KubeClient,
-    namespace: str,
-    name: str,
-    *,
-    revision: str | None,
-    timeout: float,
-    progress: Progress,
-    accept_test_failure: bool = True,
-) -> dict[str, Any]:
-    """The HelmRelease once Flux has reconciled it (see the module docstring). Raises
-    ``ReleaseFailed``/``GateTimeout`` (exit 3) or ``ClusterError`` (no access)."""
-    what = HELMRELEASE.describe(name, namespace)
-    last = ["not read yet"]
-
-    def check(hr: dict[str, Any] | None) -> dict[str, Any] | None:
-        if hr is None:
-            summary = "not found (yet): waiting for it to be created"
-            terminal = False
-        else:
-            state = evaluate(hr, revision, accept_test_failure=accept_test_failure)
-            if state.ready:
-                progress(f"{what} is ready: {state.summary}")
-                return hr
-            summary, terminal = state.summary, state.terminal
-        if terminal:
-            raise ReleaseFailed(f"{what} failed: {summary}")
-        if summary != last[0]:
-            last[0] = summary
-            progress(f"waiting for {what}: {summary}")
-        return None
-
-    started = time.monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            # First read outside the retry loop: a wrong server, a bad token or a missing
-            # permission is a configuration error to report now, not a reason to wait.
-            hr = await _get(client, name, namespace, what)
-            failures = 0
-            while True:
-                done = check(hr)
-                if done is not None:
-                    return done
-                version = (hr or {}).get("metadata", {}).get("resourceVersion")
-                stream = client.watch(
-                    HELMRELEASE,
-                    name,
-                    namespace,
-                    resource_version=version,
-                    server_timeout=WATCH_SERVER_TIMEOUT,
-                )
-                try:
-                    async with contextlib.aclosing(stream):
-                        async for event, obj in stream:
-                            failures = 0
-                            done = check(None if event == "DELETED" else obj)
-                            if done is not None:
-                                return done
-                except KubeError as exc:
-                    if exc.code in (401, 403):
-                        raise ClusterError(
-                            f"{exc}: the gate needs get, list and watch on helmreleases"
-                            f".helm.toolkit.fluxcd.io in namespace {namespace!r} (see docs/rbac.md)"
-                        ) from None
-                    # 410 Gone (version too old) or a dropped connection: re-read, watch again.
-                    failures += 1
-                    await asyncio.sleep(min(0.2 * 2**failures, 5.0))
-                hr = await _get(client, name, namespace, what, transient_ok=True) or hr
-    except TimeoutError:
-        waited = format_duration(time.monotonic() - started)
-        raise GateTimeout(f"{what} not ready after {waited} (--timeout): {last[0]}") from None
-
-
-async def _get(
-    client: KubeClient, name: str, namespace: str, what: str, *, transient_ok: bool = False
-) -> dict[str, Any] | None:
-    try:
-        return await client.get_or_none(HELMRELEASE, name, namespace)
-    except KubeError as exc:
-        if transient_ok and exc.code not in (401, 403):
-            return None
-        hint = ""
-        if exc.code in (401, 403):
-            hint = f" (the gate needs get, list and watch on helmreleases in {namespace!r})"
-        raise ClusterError(f"{exc}{hint}") from None
 
 
 # --- the whole flow ------------------------------------------------------------------------
@@ -181,14 +78,14 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
 
     ``execute(plan, context=..., kube_factory=..., extra_results=..., namespace=...)`` runs a
     plan and returns ``(exit_code, RunResult)`` (the CLI passes its reporting runner)."""
-    from smokegate.kube.client import effective_namespace, load_config
-    from smokegate.session import (
+    from smokegate.api import (
         fetch_suite_secrets,
         parse_suites,
         plan_run,
         read_stdin_once,
         run_async,
     )
+    from smokegate.kube.client import effective_namespace, load_config
 
     # Everything that can be checked without the cluster is checked before a long wait.
     ns_hint, name = parse_target(request.target, request.kube.namespace)
@@ -222,7 +119,7 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
             discovery = None
             if request.discover is not None:
                 # After the wait, so the release Secret read is the new revision's.
-                from smokegate.discover_cli import discover_from_helmrelease
+                from smokegate.discover.request import discover_from_helmrelease
 
                 discovery = await discover_from_helmrelease(client, hr, request.discover)
             return hr, secrets, discovery
@@ -232,7 +129,7 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
     hr, secrets, discovery = run_async(prepare())
     paths = list(request.suites)
     if discovery is not None:
-        from smokegate.discover_cli import merged_suite_paths
+        from smokegate.discover.request import merged_suite_paths
 
         paths = merged_suite_paths(request.suites, discovery, stdin_text=stdin_text)
     facts = release_facts(hr)
@@ -272,7 +169,7 @@ def run_gate(request: GateRequest, *, execute: Execute, progress: Progress) -> G
 def _validate_before_waiting(raws: list[Any], request: GateRequest) -> None:
     """Every check is validated now, with placeholder release facts and Secret values, so a
     typo fails in a second (exit 2), not after waiting up to ``--timeout`` for Flux."""
-    from smokegate.session import compile_with_secret_scan, release_placeholders
+    from smokegate.api import compile_with_secret_scan, release_placeholders
     from smokegate.suite.interpolate import Scope
     from smokegate.suite.loader import CompileOptions
 

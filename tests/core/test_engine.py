@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from smokegate.api import plan_run
 from smokegate.checks import KINDS, Kind
 from smokegate.checks.base import CheckContext
 from smokegate.engine.results import RunResult, Status
 from smokegate.engine.runner import RunOptions, execute
-from smokegate.session import plan_run
 from smokegate.suite import model
 from tests.core import probe_kind
 from tests.helpers import run_cli, write_suite

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from smokegate.api import plan_run, suite_secret_keys
 from smokegate.errors import SuiteError
-from smokegate.session import plan_run, suite_secret_keys
 from smokegate.suite.interpolate import (
     NeedsSecret,
     Scope,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from smokegate.api import plan_run
 from smokegate.discover import build as build_mod
 from smokegate.discover.build import BuildOptions, PodAddress, build_checks
 from smokegate.discover.objects import (
@@ -23,8 +24,8 @@ from smokegate.discover.objects import (
     load_manifests,
 )
 from smokegate.discover.ports import PortError, resolve_probe_port, service_target
+from smokegate.discover.request import DiscoverRequest, discover_suite, merged_suite_paths
 from smokegate.discover.selector import parse_selector
-from smokegate.discover_cli import DiscoverRequest, discover_suite, merged_suite_paths
 from smokegate.errors import UsageError
 from smokegate.helm.release import (
     HelmReleaseRecord,
@@ -35,7 +36,6 @@ from smokegate.helm.release import (
     release_ref,
     shorten_name,
 )
-from smokegate.session import plan_run
 from tests.discover import charts
 from tests.helpers import run_cli, write_suite
 
@@ -578,7 +578,7 @@ def test_discover_command_reads_manifests_from_stdin(tmp_path: Path) -> None:
     import subprocess
 
     proc = subprocess.run(
-        [sys.executable, "-m", "smokegate.discover_cli", "discover", "-f", "-", "-n", "shop"],
+        [sys.executable, "-m", "smokegate", "discover", "-f", "-", "-n", "shop"],
         input=charts.PODINFO,
         capture_output=True,
         text=True,
@@ -589,7 +589,7 @@ def test_discover_command_reads_manifests_from_stdin(tmp_path: Path) -> None:
     assert "host: podinfo.shop.svc.cluster.local\n" in proc.stdout
     assert proc.stderr.startswith("smokegate: discovered 4 checks from stdin; 2 not checkable")
     proc = subprocess.run(
-        [sys.executable, "-m", "smokegate.discover_cli", "discover", "-f", "-", "-o", "json"],
+        [sys.executable, "-m", "smokegate", "discover", "-f", "-", "-o", "json"],
         input=charts.PODINFO,
         capture_output=True,
         text=True,

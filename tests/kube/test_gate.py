@@ -603,8 +603,8 @@ def test_terminal_reasons_and_what_is_not_terminal() -> None:
 
 
 def test_suspended_and_test_failures() -> None:
+    from smokegate.checks.kube import object_readiness as kube_ready
     from smokegate.flux.helmrelease import evaluate
-    from smokegate.kube.readiness import evaluate as kube_ready
 
     suspended = _hr(
         2, cond("Ready", "True", "UpgradeSucceeded", "ok", 1), observed=1, spec={"suspend": True}

@@ -219,7 +219,7 @@ def config_text(
 
 
 class ServeProcess:
-    """``python -m smokegate.serve_cli serve --config …`` as a user (or a pod) runs it."""
+    """``python -m smokegate serve --config …`` as a user (or a pod) runs it."""
 
     def __init__(self, workdir: Path, config: str, *, port: int | None = None) -> None:
         self.workdir = workdir
@@ -247,7 +247,7 @@ class ServeProcess:
                 [
                     sys.executable,
                     "-m",
-                    "smokegate.serve_cli",
+                    "smokegate",
                     "serve",
                     "--config",
                     str(self.config_path),

@@ -259,7 +259,7 @@ def test_run_downloads_as_json_report_and_junit(server: ServeProcess, target: Ta
 
 
 def test_trigger_command_asks_the_server_and_waits_for_the_verdict(server: ServeProcess) -> None:
-    env_cmd = [sys.executable, "-m", "smokegate.serve_cli", "trigger"]
+    env_cmd = [sys.executable, "-m", "smokegate", "trigger"]
     env = {"SMOKEGATE_API_TOKEN": TOKEN, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO / "src")}
     done = subprocess.run(
         [*env_cmd, "hr/podinfo", "-n", "apps", "--server", server.url, "--wait", "--timeout", "30"],
@@ -408,7 +408,7 @@ def test_openapi_documents_every_route_and_probes_answer(server: ServeProcess) -
 
 def test_server_imports_stay_out_of_the_cli_path() -> None:
     code = (
-        "import sys, smokegate.cli, smokegate.serve_cli; "
+        "import sys, smokegate.cli, smokegate.cli.serve; "
         "heavy = {'starlette', 'uvicorn', 'sqlalchemy', 'prometheus_client', 'aiosqlite'}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
@@ -418,7 +418,7 @@ def test_server_imports_stay_out_of_the_cli_path() -> None:
 
 def test_check_flag_validates_and_store_errors_are_one_line(workdir: Path) -> None:
     bad = ServeProcess.for_store(workdir, "sqlite:////nonexistent-dir/x/history.db")
-    cmd = [sys.executable, "-m", "smokegate.serve_cli", "serve", "--config", str(bad.config_path)]
+    cmd = [sys.executable, "-m", "smokegate", "serve", "--config", str(bad.config_path)]
     env = {
         "SG_TEST_WEBHOOK_SECRET": "s",
         "SG_TEST_API_TOKEN": "t",
@@ -465,7 +465,7 @@ def test_kubernetes_configuration_errors_are_one_line(workdir: Path) -> None:
     )
     env = {"SG_TEST_WEBHOOK_SECRET": "s", "SG_TEST_API_TOKEN": "t", "PATH": "/usr/bin:/bin",
            "PYTHONPATH": str(REPO / "src")}  # fmt: skip
-    cmd = [sys.executable, "-m", "smokegate.serve_cli", "serve", "--config", str(proc.config_path)]
+    cmd = [sys.executable, "-m", "smokegate", "serve", "--config", str(proc.config_path)]
     failed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert failed.returncode == 2
     assert failed.stderr.startswith("smokegate: kubeconfig /nonexistent/kubeconfig:"), failed.stderr

@@ -18,11 +18,11 @@ ConfigMap holds (keys, and values matching a regex; values are never shown).
       kube:
         absent: {kind: Service, name: legacy}
 
-``ready`` follows kstatus rules (``smokegate.kube.readiness``) and says why an object is not
-ready ("2/3 replicas updated", a condition's reason and message). The namespace is the item's
-``namespace``, else the run's (``-n``, or the release namespace under ``gate``), else the
-kubeconfig context's. A missing permission fails the check with the API server's own words
-(``forbidden: User "…" cannot get resource "secrets" …``).
+``ready`` follows kstatus rules (``smokegate.kube.readiness``, plus Flux's for HelmReleases)
+and says why an object is not ready ("2/3 replicas updated", a condition's reason and message).
+The namespace is the item's ``namespace``, else the run's (``-n``, or the release namespace
+under ``gate``), else the kubeconfig context's. A missing permission fails the check with the
+API server's own words (``forbidden: User "…" cannot get resource "secrets" …``).
 """
 
 from __future__ import annotations
@@ -130,13 +130,19 @@ async def run(spec: KubeSpec, ctx: CheckContext) -> Outcome:
         raise _failed(exc) from None
 
 
-async def _ready(client: Any, ref: ObjectRef, ctx: CheckContext) -> Outcome:
+def object_readiness(obj: dict[str, Any]) -> Any:
+    """``ready: true``: kstatus rules (``kube.readiness``) plus Flux's for its kinds."""
+    from smokegate.flux.helmrelease import READINESS_RULES
     from smokegate.kube.readiness import evaluate
 
+    return evaluate(obj, READINESS_RULES)
+
+
+async def _ready(client: Any, ref: ObjectRef, ctx: CheckContext) -> Outcome:
     rt = await client.resolve(ref.api_version, ref.kind)
     ns = _namespace(ref.namespace, ctx) or client.namespace
     obj = await client.get(rt, ref.name, ns)
-    state = evaluate(obj)
+    state = object_readiness(obj)
     what = rt.describe(ref.name, ns)
     if state.ready:
         return passed(f"{what}: {state.summary}")

@@ -1,12 +1,14 @@
-"""``smokegate demo``: the embedded service plus the bundled suite, run like ``smokegate run``."""
+"""The demo: a small service on 127.0.0.1 (JSON API, TCP banner, TLS, DNS) and the bundled suite
+that checks it (``demo.yaml``, the same file as ``examples/demo.yaml``). ``smokegate demo`` runs
+it like ``smokegate run``; the tests use the service as a real target."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from smokegate.demo.service import DemoService
 
@@ -47,43 +49,21 @@ class ServiceThread:
         self._thread.join(5)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    from smokegate.commands import _print_list, _selection, execute_and_report
-    from smokegate.report.console import make_console
-    from smokegate.session import plan_run
+def demo_vars(service: DemoService) -> dict[str, str]:
+    """The ``--var`` values that point ``demo.yaml`` at a running demo service."""
+    ports = service.ports
+    return {
+        "httpPort": str(ports["http"]),
+        "tcpPort": str(ports["tcp"]),
+        "httpsPort": str(ports["https"]),
+        "dnsPort": str(ports["dns"]),
+        "caFile": service.ca_file,
+        "python": sys.executable,
+    }
 
-    svc = ServiceThread(broken=args.fail)
-    svc.start()
-    try:
-        ports = svc.service.ports
-        cli_vars = {
-            "httpPort": str(ports["http"]),
-            "tcpPort": str(ports["tcp"]),
-            "httpsPort": str(ports["https"]),
-            "dnsPort": str(ports["dns"]),
-            "caFile": svc.service.ca_file,
-            "python": sys.executable,
-        }
-        plan = plan_run([str(SUITE)], cli_vars=cli_vars, selection=_selection(args))
-        if args.list:
-            return _print_list(plan)
-        report_dir = Path(args.report_dir)
-        defaults = [
-            f"html={report_dir / 'report.html'}",
-            f"junit={report_dir / 'junit.xml'}",
-            f"json={report_dir / 'report.json'}",
-        ]
-        args.report = [*defaults, *args.report]
-        console = make_console(no_color=args.no_color)
-        console.print(
-            f"[bold]smokegate demo[/bold]: service on 127.0.0.1 "
-            f"(http :{ports['http']}, tcp :{ports['tcp']}, https :{ports['https']}, "
-            f"dns :{ports['dns']}{', misbehaving' if args.fail else ''})\n"
-        )
-        code, _ = execute_and_report(plan, args)
-    finally:
-        svc.stop()
-    console.print(f"\nSuite: {SUITE}")
-    if not args.fail:
-        console.print("See a failure: [bold]smokegate demo --fail[/bold]")
-    return code
+
+def plan_demo(service: DemoService, selection: Any = None) -> Any:
+    """The bundled suite planned against ``service`` (``api.plan_run``)."""
+    from smokegate.api import plan_run
+
+    return plan_run([str(SUITE)], cli_vars=demo_vars(service), selection=selection)

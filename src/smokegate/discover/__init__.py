@@ -8,6 +8,9 @@
 * ``source``: objects from a Helm release Secret, from labels, or from files;
 * ``selector``: kubectl-style label selectors.
 
-The command line and the entry points for ``run --discover`` / ``gate --discover`` are in
-``smokegate.discover_cli``.
+* ``request``: the entry points (``DiscoverRequest``, ``discover_suite``,
+  ``discover_from_helmrelease``, ``merged_suite_paths``) that ``smokegate discover``,
+  ``run --discover``, ``gate --discover`` and the server call.
+
+The command line is ``smokegate.cli.discover``.
 """

@@ -5,10 +5,31 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from smokegate.discover.build import Discovery
+
+class _Check(Protocol):
+    origin: str
+    via: str
+    notes: list[str]
+
+
+class Renderable(Protocol):
+    """What rendering reads of a ``build.Discovery`` (declared here: ``Discovery.yaml()`` calls
+    this module, so this module must not import ``build``)."""
+
+    source: str
+    command: str | None
+
+    @property
+    def checks(self) -> Sequence[_Check]: ...
+    @property
+    def not_checked(self) -> Sequence[object]: ...
+    @property
+    def notes(self) -> Sequence[str]: ...
+    def suite(self) -> dict[str, Any]: ...
+
 
 # Small mappings read best on one line: `retry: {attempts: 3, interval: 10s, within: 30s}`.
 _FLOW_KEYS = {"tags", "retry", "expect", "tls", "release", "labels", "resolve"}
@@ -35,7 +56,7 @@ def _wrap(text: str, indent: str = "") -> list[str]:
     ) or [""]
 
 
-def render_yaml(discovery: Discovery) -> str:
+def render_yaml(discovery: Renderable) -> str:
     from ruamel.yaml import YAML
 
     doc = _commented(discovery.suite())

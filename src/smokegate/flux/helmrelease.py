@@ -1,7 +1,7 @@
 """What a HelmRelease's status says, read the way Flux helm-controller (API v2) writes it.
 
 * ``evaluate``: reconciled and ready (at a revision), still in progress (and why), or failed
-  for good (Flux's reason and message).
+  for good (Flux's reason and message); ``readiness``: the same as a ``kube.readiness`` rule.
 * ``release_facts``: the facts a suite sees as ``${release.*}``.
 * ``helm_test_results``: Flux's own Helm test results (``status.history[0].testHooks``) as
   report entries.
@@ -25,7 +25,8 @@ from typing import Any
 
 from smokegate.errors import UsageError
 from smokegate.helm.release import release_ref
-from smokegate.kube.readiness import conditions, describe_condition
+from smokegate.kube.conditions import conditions, describe_condition
+from smokegate.kube.readiness import Readiness, not_ready
 
 API_GROUP = "helm.toolkit.fluxcd.io"
 TARGET_PREFIXES = (f"helmreleases.{API_GROUP}/", "helmrelease/", "helmreleases/", "hr/")
@@ -144,6 +145,19 @@ def evaluate(
     if reconciling and reconciling.get("status") == "True":
         waiting = f"{waiting}; {describe_condition(reconciling)}"
     return ReleaseState(False, waiting)
+
+
+def readiness(hr: dict[str, Any]) -> Readiness:
+    """``evaluate`` as a ``kube.readiness`` rule: what a ``kube`` check with ``ready: true`` on a
+    HelmRelease reports (Helm test failures count as not ready there)."""
+    state = evaluate(hr)
+    if state.ready:
+        return Readiness(True, state.summary)
+    return not_ready([state.summary], terminal=state.terminal)
+
+
+READINESS_RULES = {f"{API_GROUP}/HelmRelease": readiness}
+"""Flux's kinds for ``kube.readiness.evaluate(obj, rules=...)``."""
 
 
 def _waiting_for(

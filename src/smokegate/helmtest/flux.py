@@ -67,8 +67,8 @@ def run_for_gate(
 ) -> list[CheckResult]:
     """``run_release_tests`` on its own event loop (each gate phase runs on its own), with a
     fresh client for ``config`` (the gate's ``SingleConfig``)."""
+    from smokegate.engine.loop import run_async
     from smokegate.kube.client import KubeClient
-    from smokegate.session import run_async
 
     namespace = str((hr.get("metadata") or {}).get("namespace") or "default")
 

@@ -12,15 +12,23 @@ request, the request awaits ``send()``'s future, then gives the connection back.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from ._errors import BodyTooLarge, HttpError, ProtocolError, ServerDisconnected
 from ._models import header_values
 
-if TYPE_CHECKING:
-    from ._pool import Origin
+
+class Owner(Protocol):
+    """What a connection needs of the pool's ``Origin`` that owns it (declared here, so this
+    module does not import the pool that imports it)."""
+
+    loop: asyncio.AbstractEventLoop
+    name: str
+
+    def idle_lost(self, conn: Connection) -> None: ...
+
 
 # (status, head block: status line + header fields, body, keep_alive)
 RawResponse = tuple[int, bytes, bytes, bool]
@@ -57,7 +65,7 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Owner) -> None:
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self._parser = HttpResponseParser(self)

@@ -6,7 +6,8 @@ plain dicts, with the reason a person needs when the answer is no.
 * Deployment, StatefulSet, DaemonSet: every replica updated, ready and available, and no old
   replicas left; the evidence says which count is short ("2/3 replicas updated").
 * Job: ``Complete=True``; Pod: ``Ready=True`` (or phase ``Succeeded``); PVC: ``Bound``.
-* HelmRelease: Flux's own rules (``smokegate.flux.helmrelease``).
+* HelmRelease: Flux's own rules (``smokegate.flux.helmrelease.readiness``), passed in by the
+  ``kube`` check as an extra rule: this module knows no controller's kinds.
 * Any other kind with a ``Ready`` condition: ``Ready=True`` and not ``Stalled``/``Reconciling``,
   reporting the condition's reason and message. A kind without such conditions is ready when it
   exists, as kstatus treats it.
@@ -14,9 +15,11 @@ plain dicts, with the reason a person needs when the answer is no.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from smokegate.kube.conditions import conditions, describe_condition
 
 
 @dataclass(slots=True)
@@ -28,25 +31,6 @@ class Readiness:
     """Every unmet requirement, for the evidence list (``summary`` is the first)."""
     terminal: bool = False
     """Will not become ready without a change (a failed Job, ProgressDeadlineExceeded)."""
-
-
-def conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``status.conditions`` by type."""
-    out: dict[str, dict[str, Any]] = {}
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if isinstance(cond, dict) and cond.get("type"):
-            out[cond["type"]] = cond
-    return out
-
-
-def describe_condition(cond: dict[str, Any]) -> str:
-    """``Ready=False (UpgradeFailed): helm upgrade failed: …``"""
-    text = f"{cond.get('type')}={cond.get('status', 'Unknown')}"
-    if cond.get("reason"):
-        text += f" ({cond['reason']})"
-    if cond.get("message"):
-        text += f": {cond['message']}"
-    return text
 
 
 def _not_ready(problems: list[str], *, terminal: bool = False) -> Readiness:
@@ -238,16 +222,9 @@ def _conditioned(obj: dict[str, Any]) -> Readiness:
     return Readiness(True, describe_condition(ready) if ready else "ready")
 
 
-def _helmrelease(obj: dict[str, Any]) -> Readiness:
-    from smokegate.flux.helmrelease import evaluate
+Rule = Callable[[dict[str, Any]], Readiness]
 
-    state = evaluate(obj)
-    if state.ready:
-        return Readiness(True, state.summary)
-    return _not_ready([state.summary], terminal=state.terminal)
-
-
-RULES: dict[str, Callable[[dict[str, Any]], Readiness]] = {
+RULES: dict[str, Rule] = {
     "apps/Deployment": _deployment,
     "apps/StatefulSet": _statefulset,
     "apps/DaemonSet": _daemonset,
@@ -255,12 +232,19 @@ RULES: dict[str, Callable[[dict[str, Any]], Readiness]] = {
     "/Pod": _pod,
     "/PersistentVolumeClaim": _pvc,
     "/Service": _service,
-    "helm.toolkit.fluxcd.io/HelmRelease": _helmrelease,
 }
 
 
-def evaluate(obj: dict[str, Any]) -> Readiness:
-    """Readiness of one object as returned by the API."""
+def not_ready(problems: list[str], *, terminal: bool = False) -> Readiness:
+    """Not ready, for these reasons (the first is the summary)."""
+    return _not_ready(problems, terminal=terminal)
+
+
+def evaluate(obj: dict[str, Any], rules: Mapping[str, Rule] | None = None) -> Readiness:
+    """Readiness of one object as returned by the API. ``rules`` (``group/Kind`` -> rule) come
+    before the built-in ones: how a controller's own kinds are judged (``checks.kube`` adds
+    Flux's HelmRelease rules from ``flux.helmrelease``; this package knows nothing of Flux)."""
     group = (obj.get("apiVersion") or "").rpartition("/")[0]
-    rule = RULES.get(f"{group}/{obj.get('kind', '')}", _conditioned)
+    key = f"{group}/{obj.get('kind', '')}"
+    rule = (rules or {}).get(key) or RULES.get(key, _conditioned)
     return rule(obj)

@@ -1,7 +1,8 @@
 """One job -> one run, through the same library calls as ``smokegate run``/``gate``:
-``session.plan_run`` + ``engine.runner.execute``, and, when Kubernetes is enabled, the gate's
-pieces (``gate.wait_for_release``, ``flux.helmrelease.release_facts``/``helm_test_results``,
-``session.fetch_suite_secrets``, ``kube.events.record_event``, ``flux.notify``).
+``api.plan_run`` + ``api.execute_plan``, and, when Kubernetes is enabled, the gate's pieces
+(``flux.wait.wait_for_release``, ``flux.helmrelease.release_facts``/``helm_test_results``,
+``api.fetch_suite_secrets``, ``discover.request.discover_from_helmrelease``,
+``kube.events.record_event``, ``flux.notify``).
 
 Which suites run, first match wins:
 
@@ -53,7 +54,7 @@ class SetupError(Exception):
     """The run could not start; the message becomes the ``setup`` check's message."""
 
 
-# ``discover_cli.merged_suite_paths`` writes the discovered suite into one process-wide
+# ``discover.request.merged_suite_paths`` writes the discovered suite into one process-wide
 # directory, under a name that depends on the release only: two runs of one release at once
 # would share the file. Each run writes it under this lock and moves it into its own directory
 # (removed when the run ends), so nothing accumulates and no run reads another's suite.
@@ -190,7 +191,7 @@ class JobRunner:
         if self.kube is None or job.release.startswith("schedule/"):
             return None, None
         from smokegate.errors import GateTimeout
-        from smokegate.gate import wait_for_release
+        from smokegate.flux.wait import wait_for_release
         from smokegate.kube.client import HELMRELEASE, KubeError
 
         client = self.kube.client(job.namespace)
@@ -266,14 +267,14 @@ class JobRunner:
     async def _discover(
         self, job: Job, hr: dict[str, Any] | None, client: Any, mapping: RunMapping
     ) -> Any:
-        """The release's discovered checks (``discover_cli.discover_from_helmrelease``), or
+        """The release's discovered checks (``discover.request.discover_from_helmrelease``), or
         None when there is no HelmRelease to read (no Kubernetes, a canary, a schedule).
         A failure (nothing found, the Secret unreadable) is a ``SetupError``: an error run."""
         if hr is None or client is None:
             if self.kube is not None:
                 log.info("job %s: %s is not a HelmRelease: no discovery", job.id, job.release)
             return None
-        from smokegate.discover_cli import DiscoverRequest, discover_from_helmrelease
+        from smokegate.discover.request import DiscoverRequest, discover_from_helmrelease
         from smokegate.errors import SmokegateError
 
         # The rule's resolve entries are written into the discovered checks (so gRPC checks,
@@ -305,7 +306,7 @@ class JobRunner:
     ) -> Any:
         """The run's plan: the mapped suites, plus the discovered suite (written into
         ``workdir``) when ``discovery`` is given."""
-        from smokegate.session import fetch_suite_secrets, parse_suites, plan_run
+        from smokegate.api import fetch_suite_secrets, parse_suites, plan_run
 
         suites = mapping.suites
         paths: list[str] = []
@@ -391,32 +392,26 @@ class JobRunner:
         helm_tests: list[Any],
         mapping: RunMapping | None = None,
     ) -> Any:
-        from smokegate.checks.base import CheckContext
-        from smokegate.engine.runner import RunOptions, execute
+        from smokegate.api import RunSettings, execute_plan
 
         kube = self.kube
         namespace = facts.namespace or None
-        ctx = CheckContext(
-            redactor=plan.redactor,
-            resolve=dict(mapping.resolve_table) if mapping else None,
-            kube_factory=(lambda: kube.client(namespace or "default")) if kube else None,
-            namespace=namespace,
-            max_connections_per_origin=self.config.worker.check_concurrency,
-        )
         context = facts.context() if facts.helm_release_namespace else {}
         context |= {"trigger": job.trigger, "jobId": job.id}
         if job.payload.get("event"):
             context["event"] = job.payload["event"]
-        run = await execute(
-            plan.suites,
-            plan.checks,
-            ctx,
-            RunOptions(concurrency=self.config.worker.check_concurrency),
+        concurrency = self.config.worker.check_concurrency
+        return await execute_plan(
+            plan,
+            RunSettings(
+                concurrency=concurrency,
+                resolve=dict(mapping.resolve_table) if mapping else None,
+            ),
             context=context,
+            kube_factory=(lambda: kube.client(namespace or "default")) if kube else None,
+            namespace=namespace,
+            extra_results=helm_tests,
         )
-        if helm_tests:
-            run.results = [*helm_tests, *run.results]
-        return run
 
     async def _report_back(
         self, client: Any, hr: dict[str, Any], facts: Any, run: Any
@@ -476,9 +471,9 @@ class JobRunner:
 
 
 def _merge_discovered(paths: list[str], discovery: Any, workdir: Path) -> list[str]:
-    """``paths`` plus the discovered suite (``discover_cli.merged_suite_paths``: the suites'
+    """``paths`` plus the discovered suite (``discover.request.merged_suite_paths``: the suites'
     checks win on name clashes), its file moved into ``workdir`` (see ``_MERGE_LOCK``)."""
-    from smokegate.discover_cli import merged_suite_paths
+    from smokegate.discover.request import merged_suite_paths
 
     with _MERGE_LOCK:
         merged = merged_suite_paths(paths, discovery)

@@ -23,11 +23,11 @@ from tests.helm_records import release_secret
 from tests.helpers import run_cli, write_suite
 from tests.servers.nginx import NginxServer
 
+from smokegate.api import run_async
 from smokegate.discover import build as build_mod
 from smokegate.discover.objects import collect, load_manifests
-from smokegate.discover_cli import DiscoverRequest, discover_from_helmrelease, discover_suite
+from smokegate.discover.request import DiscoverRequest, discover_from_helmrelease, discover_suite
 from smokegate.kube.client import KubeClient, KubeOptions
-from smokegate.session import run_async
 
 
 @pytest.fixture(autouse=True)
@@ -343,7 +343,7 @@ def test_helm_create_chart_installed_by_helm(
 
 def run_discover(env: KubeEnv, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smokegate.discover_cli", "discover", *args,
+        [sys.executable, "-m", "smokegate", "discover", *args,
          "--kubeconfig", str(env.kubeconfig)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -411,7 +411,7 @@ def test_end_to_end_discovered_checks_pass_then_fail(
         ok = run_cli("run", str(suite))
         assert ok.code == 0, ok.text
         assert "2 passed" in ok.text, ok.text
-        # 3. `run --discover` (as cli.py wires it), merged with a user suite
+        # 3. `run --discover` (as smokegate.cli wires it), merged with a user suite
         user = write_suite(
             tmp_path,
             f"""

@@ -1,9 +1,7 @@
 """``smokegate helm-test``: run a release's Helm test hooks properly.
 
-``add_helm_test_parser(subparsers)`` adds the subcommand to smokegate's parser (importing only
-argparse, so ``smokegate --version`` stays fast); ``cmd_helm_test(args)`` runs it and returns the
-exit code. ``python -m smokegate.helmtest.cli …`` runs it standalone, with the same error
-handling as ``smokegate`` itself.
+Flags -> ``helmtest.api.plan_tests`` (which tests) -> ``helmtest.api.run_tests`` (run, logs,
+cleanup) -> console, reports and the exit code; ``--cleanup`` is ``helmtest.api.clean_up``.
 
 Exit codes: 0 all selected tests passed (or the release has none); 1 a test failed; 2 usage
 error, release or deployed revision not found, or no test matched the selection; 4 API error
@@ -13,11 +11,11 @@ error, release or deployed revision not found, or no test matched the selection;
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from collections.abc import Sequence
 from typing import Any
 
+from smokegate.cli._args import add_report_args, kube_options, selection
+from smokegate.cli._output import err, report_targets
 from smokegate.durations import duration_arg
 
 EXAMPLES = """\
@@ -177,23 +175,17 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="with --cleanup: only objects at least this old (spares runs in progress)",
     )
-    from smokegate.cli import add_report_args
-
     add_report_args(p, verbose_help="also show each object created and deleted")
-    p.set_defaults(fail_fast=False)
+    p.set_defaults(fail_fast=False, cmd=cmd_helm_test)
     return p
-
-
-def _err(message: str) -> None:
-    print(f"smokegate: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_helm_test(args: argparse.Namespace) -> int:
     """Run ``smokegate helm-test`` with parsed ``args``; returns the exit code. Raises
     ``SmokegateError`` for problems the caller prints (usage, not found, API errors)."""
+    from smokegate.engine.loop import run_async
     from smokegate.errors import UsageError
-    from smokegate.kube.client import KubeOptions, effective_namespace, load_config
-    from smokegate.session import run_async
+    from smokegate.kube.client import effective_namespace, load_config
 
     if not args.target and not args.cleanup:
         raise UsageError(
@@ -207,7 +199,7 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
         raise UsageError("--max-parallel must be at least 1")
     if args.older_than is not None and not args.cleanup:
         raise UsageError("--older-than goes with --cleanup")
-    options = KubeOptions(args.kubeconfig, args.context, args.namespace)
+    options = kube_options(args)
     config = load_config(options)
     namespace = effective_namespace(config, options)
     if args.cleanup:
@@ -217,91 +209,73 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
 
 async def _cleanup(args: argparse.Namespace, config: Any, namespace: str) -> int:
     from smokegate.errors import ClusterError
-    from smokegate.helmtest.runner import cleanup_leftovers
-    from smokegate.helmtest.target import resolve_target
+    from smokegate.helmtest.api import clean_up
     from smokegate.kube.client import KubeClient
 
     client = KubeClient(config, namespace)
     try:
-        release, where = None, namespace
-        if args.target:
-            target = await resolve_target(
-                client, args.target, namespace, namespace_flag=args.namespace
-            )
-            release, where = target.release, target.namespace
-        deleted, problems = await cleanup_leftovers(
-            client, where, release=release, older_than=args.older_than
+        done = await clean_up(
+            client,
+            args.target,
+            namespace,
+            namespace_flag=args.namespace,
+            older_than=args.older_than,
         )
     finally:
         await client.close()
-    for item in deleted:
+    for item in done.deleted:
         print(f"deleted {item}")
-    scope = f"of release {release} " if release else ""
-    summary = f"{len(deleted)} object(s) {scope}removed from namespace {where}"
-    if problems:
-        raise ClusterError(f"cleanup incomplete ({summary}): " + "; ".join(problems))
-    _err(f"cleanup: {summary}")
+    if done.problems:
+        raise ClusterError(f"cleanup incomplete ({done.summary()}): " + "; ".join(done.problems))
+    err(f"cleanup: {done.summary()}")
     return 0
 
 
 async def _run(args: argparse.Namespace, config: Any, namespace: str) -> int:
-    from smokegate.engine.select import Selection
-    from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
-    from smokegate.helmtest.target import HelmTestError, load_release, resolve_target
+    from smokegate.helmtest.api import plan_tests
+    from smokegate.helmtest.hooks import parse_filters
+    from smokegate.helmtest.target import HelmTestError
     from smokegate.kube.client import KubeClient
 
     filters = parse_filters(args.filter)  # usage errors before any API call
     client = KubeClient(config, namespace)
     try:
-        target = await resolve_target(client, args.target, namespace, namespace_flag=args.namespace)
-        loaded = await load_release(client, target)
-        hooks = release_tests(loaded.record, loaded.describe)
-        only = None
-        if args.rerun_failed:
-            only = failed_last_time(hooks, target.flux_test_hooks)
-        chosen = choose(
-            hooks,
+        plan = await plan_tests(
+            client,
+            args.target,
+            namespace,
+            namespace_flag=args.namespace,
             filters=filters,
-            selection=Selection(tuple(args.select), tuple(args.tag), tuple(args.exclude_tag)),
-            only=only,
-            flux_filters=() if args.no_flux_filters else target.flux_filters,
+            selection=selection(args),
+            rerun_failed=args.rerun_failed,
+            flux_filters=not args.no_flux_filters,
         )
         if args.list:
-            _print_list(loaded, chosen)
+            _print_list(plan.loaded, plan.chosen)
             return 0
-        if not [h for h in hooks if h.runnable]:
-            _err(f"{loaded.describe} has no test hooks: nothing to run")
+        if not plan.has_tests:
+            err(f"{plan.loaded.describe} has no test hooks: nothing to run")
             return 0
-        if not chosen.tests:
-            if only is not None and not only:
-                source = "Flux's status" if target.flux_test_hooks else "Helm's record"
-                _err(f"nothing to rerun: no test failed last time ({source})")
+        if not plan.chosen.tests:
+            if plan.only is not None and not plan.only:
+                err(f"nothing to rerun: no test failed last time ({plan.last_run_source})")
                 return 0
             raise HelmTestError(
-                f"{loaded.describe}: no test hook matches the selection (see --list)"
+                f"{plan.loaded.describe}: no test hook matches the selection (see --list)"
             )
-        return await _execute(args, client, loaded, chosen.selected)
+        return await _execute(args, client, plan.loaded, plan.chosen.selected)
     finally:
         await client.close()
 
 
 async def _execute(args: argparse.Namespace, kube: Any, loaded: Any, hooks: list[Any]) -> int:
-    import asyncio
-    import signal
-    import time
-    import uuid
-
-    from smokegate.engine.results import RunResult, SuiteInfo
-    from smokegate.helmtest.record import record_last_runs
-    from smokegate.helmtest.runner import RUN_LABEL, HelmTestRun, Options
-    from smokegate.report import ReportTarget, parse_report_flag, write_reports
+    from smokegate.helmtest.api import run_tests
+    from smokegate.helmtest.runner import RUN_LABEL, Options
+    from smokegate.report import write_reports
     from smokegate.report.console import ConsoleReporter, make_console
     from smokegate.secrets import Redactor
 
-    targets = [parse_report_flag(r) for r in args.report]
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        targets.append(ReportTarget("markdown", summary, append=True))
+    targets, summary = report_targets(args)
     console = make_console(no_color=args.no_color)
     reporter = ConsoleReporter(console, Redactor(), verbose=args.verbose, quiet=args.quiet)
     options = Options(
@@ -312,81 +286,38 @@ async def _execute(args: argparse.Namespace, kube: Any, loaded: Any, hooks: list
         keep_going=not args.fail_fast,
         keep=args.keep,
     )
-    note = _err if args.verbose else (lambda message: None)
-    test_run = HelmTestRun(kube, loaded, hooks, options, observer=reporter, note=note)
-    n = len(test_run.tests)
-    _err(
-        f"{loaded.describe} (chart {loaded.chart}): running {n} test{'s' if n != 1 else ''}"
-        f"{' in parallel per weight' if args.parallel else ''} in namespace "
-        f"{loaded.target.namespace} (run {test_run.run_id})"
+    outcome = await run_tests(
+        kube,
+        loaded,
+        hooks,
+        options,
+        observer=reporter,
+        note=err,
+        verbose_note=err if args.verbose else (lambda message: None),
+        record=args.record,
     )
-    run = RunResult(
-        run_id=uuid.uuid4().hex[:12],
-        started_at=time.time(),
-        suites=[SuiteInfo(test_run.suite, loaded.describe, _release_info(loaded))],
-        # The release facts are on the suite entry; the context says which run created what.
-        context={"helmTest": {"run": test_run.run_id, "label": f"{RUN_LABEL}={test_run.run_id}"}},
-    )
-    task = asyncio.ensure_future(test_run.run())
-    loop = asyncio.get_running_loop()
-    signals = [signal.SIGINT, signal.SIGTERM]
-
-    def interrupt() -> None:
-        if not task.done() and not task.cancelling():
-            _err("interrupted: collecting logs and deleting what this run created…")
-            task.cancel()
-        else:
-            _err("still cleaning up (at most 30s)…")
-
-    for sig in signals:
-        loop.add_signal_handler(sig, interrupt)
-    try:
-        await task
-    except asyncio.CancelledError:
-        if not task.cancelled() or (me := asyncio.current_task()) is None or me.cancelling():
-            raise  # this coroutine itself is being cancelled: not ours to swallow
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-    run.results = test_run.ordered_results()
-    run.interrupted = test_run.interrupted
-    run.finished_at = time.time()
-    if args.record:
-        _err(await record_last_runs(kube, loaded, test_run.last_runs))
+    run, test_run = outcome.run, outcome.test_run
+    if outcome.record_note is not None:
+        err(outcome.record_note)
     reporter.finish(run)
-    for err in write_reports(run, targets, Redactor()):
-        _err(str(err))
+    for error in write_reports(run, targets, Redactor()):
+        err(str(error))
     for t in targets:
         if t.path != summary:
             console.print(f"[dim]{t.format} report: {t.path}[/dim]")
     if test_run.leftovers:
-        _err(
+        err(
             "warning: could not delete: " + "; ".join(test_run.leftovers) + " — remove them with "
             f"`smokegate helm-test --cleanup -n {loaded.target.namespace}`"
         )
     elif args.keep:
-        _err(
+        err(
             f"kept the test objects (label {RUN_LABEL}={test_run.run_id}); "
             f"remove them with `smokegate helm-test --cleanup -n {loaded.target.namespace}`"
         )
     if run.interrupted:
         return 130
     return 0 if run.ok else 1
-
-
-def _release_info(loaded: Any) -> dict[str, Any]:
-    t = loaded.target
-    info: dict[str, Any] = {
-        "name": t.release,
-        "namespace": t.namespace,
-        "storageNamespace": t.storage_namespace,
-        "revision": loaded.record.version,
-        "chart": loaded.chart,
-    }
-    if t.helmrelease is not None:
-        meta = t.helmrelease.get("metadata") or {}
-        info["helmRelease"] = f"{meta.get('namespace')}/{meta.get('name')}"
-    return info
 
 
 def _print_list(loaded: Any, chosen: Any) -> None:
@@ -403,38 +334,3 @@ def _print_list(loaded: Any, chosen: Any) -> None:
         print("  " + "  ".join(v.ljust(widths[i]) for i, v in enumerate(r[:4])) + "  " + r[4])
     n, total = len(chosen.tests), len([c for c in chosen.choices if c.hook.runnable])
     print(f"{n} of {total} test{'s' if total != 1 else ''} selected", file=sys.stderr)
-
-
-# --- standalone --------------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m smokegate.helmtest.cli``: the subcommand on its own, with smokegate's error
-    handling (messages, never tracebacks; exit codes as documented)."""
-    parser = argparse.ArgumentParser(prog="smokegate")
-    add_helm_test_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["helm-test", *(sys.argv[1:] if argv is None else argv)])
-    from smokegate.errors import SmokegateError
-
-    try:
-        return cmd_helm_test(args)
-    except SmokegateError as exc:
-        _err(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
-    except BrokenPipeError:
-        return 1
-    except Exception as exc:  # a bug: short message; traceback only on request
-        if os.environ.get("SMOKEGATE_DEBUG"):
-            raise
-        _err(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  (set SMOKEGATE_DEBUG=1 for a traceback, and please report it)"
-        )
-        return 4
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,21 +1,15 @@
-"""``smokegate discover``, and discovery for ``run --discover`` / ``gate --discover``.
+"""Discovery's entry points: what ``smokegate discover``, ``run --discover``, ``gate --discover``
+and ``smokegate serve`` (``discover: true``) call.
 
-    smokegate discover helmrelease/podinfo -n apps > podinfo.smoke.yaml
-    smokegate discover -l app.kubernetes.io/instance=web -n shop
-    helm template web ./chart | smokegate discover -f - -n shop
-    smokegate run --discover hr/podinfo -n apps my-checks.yaml
-
-Library entry points: ``discover_suite(DiscoverRequest)`` (connects when needed) and
-``discover_from_helmrelease(client, hr)`` (for the gate, which already has both) return a
-``Discovery``; ``discovered_suite_text`` renders it; ``merged_suite_paths`` puts it next to user
-suites, dropping discovered checks whose names a user suite already uses.
+``discover_suite(DiscoverRequest)`` (connects when needed) and
+``discover_from_helmrelease(client, hr)`` (for the gate and the server, which already have both)
+return a ``Discovery``; ``discovered_suite_text`` renders it; ``merged_suite_paths`` puts it next
+to user suites, dropping discovered checks whose names a user suite already uses.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
-import json
 import shutil
 import sys
 import tempfile
@@ -27,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from smokegate.errors import UsageError
 
 if TYPE_CHECKING:
-    # Imported where used: `smokegate --version` and every other command build this parser,
-    # and must not pay for the discovery machinery.
+    # Imported where used: a request is built before anything is discovered, and
+    # ``DiscoverRequest``'s module is imported by every front end that offers --discover.
     from smokegate.discover.build import BuildOptions, Discovery, Via
     from smokegate.discover.source import Found
 
@@ -75,8 +69,8 @@ def discover_suite(request: DiscoverRequest) -> Discovery:
         raise UsageError("say what to discover: helmrelease/NAME, --selector LABELS or -f FILE")
     if request.target and request.selector:
         raise UsageError("give a HelmRelease or --selector, not both")
+    from smokegate.engine.loop import run_async
     from smokegate.kube.client import KubeClient, KubeOptions
-    from smokegate.session import run_async
 
     options = request.kube or KubeOptions()
     client = KubeClient.from_options(options)
@@ -267,210 +261,3 @@ def _tmpdir() -> Path:
         atexit.register(shutil.rmtree, path, ignore_errors=True)
         _TMP.append(path)
     return _TMP[0]
-
-
-def print_summary(discovery: Discovery, *, show_not_checked: bool = True) -> None:
-    """One line on stderr (plus notes and what was not checked): stdout may be the suite."""
-    print(f"smokegate: {discovery.summary()}", file=sys.stderr)
-    for note in discovery.notes:
-        print(f"smokegate: note: {note}", file=sys.stderr)
-    if show_not_checked:
-        for item in discovery.not_checked:
-            print(f"smokegate:   not checked: {item}", file=sys.stderr)
-
-
-# --- command line ------------------------------------------------------------------------------
-
-
-def _add_discovery_tuning(p: argparse.ArgumentParser | Any) -> None:
-    p.add_argument(
-        "--via",
-        choices=("services", "pods"),
-        default="services",
-        help="services (default): reach probes through the Services exposing them; pods: also "
-        "check probes no Service exposes on each running pod's IP, as the kubelet does",
-    )
-    p.add_argument(
-        "--cluster-domain",
-        default="cluster.local",
-        metavar="DOMAIN",
-        help="cluster DNS domain of Service addresses (default: cluster.local)",
-    )
-
-
-def add_discover_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``smokegate discover`` to the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "discover",
-        help="derive a smoke suite from a release's probes, Services and Ingresses",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Derive a suite from what the release already tells Kubernetes:\n"
-        "  - each container probe (httpGet, tcpSocket, grpc) becomes a check through the\n"
-        "    Service exposing its port, with the probe's own timeout and retry budget;\n"
-        "  - each Service port no probe covers becomes a TCP connect check;\n"
-        "  - each Ingress host/path becomes an HTTP(S) check.\n"
-        "exec probes and probes that cannot be reached are listed with the reason.\n"
-        "Objects come from the Helm release Secret of the HelmRelease (its manifest), else\n"
-        "from the labels helm-controller puts on them; or from --selector; or from -f.",
-        epilog="examples:\n"
-        "  smokegate discover helmrelease/podinfo -n apps > podinfo.smoke.yaml\n"
-        "  smokegate discover -l app.kubernetes.io/instance=web -n shop\n"
-        "  helm template web ./chart | smokegate discover -f - -n shop\n"
-        "  smokegate discover hr/podinfo -n apps \\\n"
-        "      --resolve podinfo.apps.svc.cluster.local:9898:127.0.0.1\n",
-    )
-    p.add_argument(
-        "target",
-        nargs="?",
-        metavar="helmrelease/NAME",
-        help="the HelmRelease: helmrelease/NAME, hr/NAME, NAMESPACE/NAME or NAME",
-    )
-    p.add_argument(
-        "-l",
-        "--selector",
-        metavar="LABELS",
-        help="instead of a HelmRelease: objects with these labels (kubectl syntax)",
-    )
-    p.add_argument(
-        "-f",
-        "--filename",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="rendered manifests instead of the cluster (- for stdin); repeatable",
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        choices=("yaml", "json"),
-        default="yaml",
-        help="yaml (default): the suite, with a comment on each check saying where it came "
-        "from; json: {suite, notChecked, source, notes}",
-    )
-    p.add_argument(
-        "--resolve",
-        action="append",
-        default=[],
-        metavar="HOST:PORT:ADDR",
-        help="for running outside the cluster: connect to ADDR for HOST:PORT (written into "
-        "the checks); repeatable",
-    )
-    _add_discovery_tuning(p)
-    g = p.add_argument_group("kubernetes (like kubectl)")
-    g.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file")
-    g.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
-    g.add_argument(
-        "-n",
-        "--namespace",
-        metavar="NS",
-        help="namespace of the HelmRelease / selected objects (default: the context's; "
-        "with -f: of objects that name none, default 'default')",
-    )
-    return p
-
-
-def add_discover_options(p: argparse.ArgumentParser, *, gate: bool = False) -> None:
-    """``--discover`` for ``run`` (takes helmrelease/NAME) and ``gate`` (a flag: the gated
-    HelmRelease), plus ``--via`` and ``--cluster-domain``."""
-    g = p.add_argument_group("discovery")
-    if gate:
-        g.add_argument(
-            "--discover",
-            action="store_true",
-            help="also run checks derived from the release's probes, Services and Ingresses "
-            "(after the wait: the new revision's); your suites' checks win on name clashes",
-        )
-    else:
-        g.add_argument(
-            "--discover",
-            metavar="helmrelease/NAME",
-            help="also run checks derived from this release's probes, Services and Ingresses; "
-            "your suites' checks win on name clashes",
-        )
-    _add_discovery_tuning(g)
-
-
-def request_from_args(
-    args: argparse.Namespace, *, run_target: str | None = None
-) -> DiscoverRequest:
-    """The request ``discover``'s flags make; ``run_target``: the ``--discover`` target of
-    ``run``/``gate`` (whose own ``--resolve`` applies at run time, so none is written in)."""
-    from smokegate.kube.client import KubeOptions
-
-    return DiscoverRequest(
-        target=run_target if run_target is not None else args.target,
-        selector=None if run_target is not None else args.selector,
-        files=() if run_target is not None else tuple(args.filename),
-        kube=KubeOptions(args.kubeconfig, args.context, args.namespace),
-        via=args.via,
-        cluster_domain=args.cluster_domain,
-        resolve=() if run_target is not None else tuple(args.resolve),
-        command=_command_line() if run_target is None else None,
-    )
-
-
-def gate_discover_request(args: argparse.Namespace) -> DiscoverRequest | None:
-    """For ``GateRequest(discover=...)``: what ``gate --discover`` asks for, or None."""
-    if not getattr(args, "discover", False):
-        return None
-    return request_from_args(args, run_target=args.target)
-
-
-def _command_line() -> str:
-    import shlex
-
-    return shlex.join(["smokegate", *sys.argv[1:]]) if sys.argv[1:] else "smokegate discover"
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    from smokegate.checks.http import parse_resolve
-
-    for item in args.resolve:
-        try:
-            parse_resolve(item)
-        except ValueError as exc:
-            raise UsageError(f"--resolve: {exc}") from None
-    discovery = discover_suite(request_from_args(args))
-    if args.output == "json":
-        data = {
-            "source": discovery.source,
-            "notes": discovery.notes,
-            "suite": discovery.suite(),
-            "notChecked": [{"origin": n.origin, "reason": n.reason} for n in discovery.not_checked],
-        }
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    else:
-        sys.stdout.write(discovered_suite_text(discovery))
-    print_summary(discovery, show_not_checked=False)
-    return 0
-
-
-def suites_with_discovery(args: argparse.Namespace) -> list[str]:
-    """For ``run``: the suite paths to plan, with the discovered suite added when
-    ``--discover`` is given (the run's own ``--resolve`` applies to its checks at run time)."""
-    if not getattr(args, "discover", None):
-        if not args.suites:
-            raise UsageError("give suite files or directories, or --discover helmrelease/NAME")
-        return list(args.suites)
-    discovery = discover_suite(request_from_args(args, run_target=args.discover))
-    print_summary(discovery)
-    return merged_suite_paths(args.suites, discovery)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m smokegate.discover_cli …``: the discover command on its own."""
-    from smokegate.errors import SmokegateError
-
-    parser = argparse.ArgumentParser(prog="smokegate")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_discover_parser(sub)
-    args = parser.parse_args(argv)
-    try:
-        return cmd_discover(args)
-    except SmokegateError as exc:
-        print(f"smokegate: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,20 +1,52 @@
-"""The library calls behind every front end (CLI ``run``/``demo``/``gate``, the server): plan a
-run from suite paths, execute it, write reports. Front ends only parse their inputs and render."""
+"""The Python API: plan a run from suite files, execute it. Every front end calls these (the CLI's
+``run``, ``lint``, ``demo`` and ``gate``, and ``smokegate serve`` for each job); front ends only
+parse their inputs, render, and pick the exit code.
+
+    from smokegate.api import RunSettings, exit_code, plan_run, run_plan
+    from smokegate.report import parse_report_flag, write_reports
+
+    plan = plan_run(["suites/"], cli_vars={"base": "http://localhost:8080"})
+    run = run_plan(plan, RunSettings(concurrency=16))
+    errors = write_reports(run, [parse_report_flag("junit=out/junit.xml")], plan.redactor)
+    raise SystemExit(exit_code(run, errors))
+
+* ``plan_run``: load, validate, interpolate, select (``SuiteError``/``UsageError``: exit 2);
+  ``plan_run_with_cluster``: the same for suites that reference Kubernetes Secrets (read first);
+* ``execute_plan`` (async) / ``run_plan`` (on its own event loop): run the checks, with an
+  optional ``Observer`` for progress (``report.console.ConsoleReporter`` is one);
+* ``exit_code``: 0/1/130 from the run, 4 when a promised report could not be written;
+* ``run_async``: the event loop every synchronous entry point uses (uvloop when installed,
+  SIGTERM handled like Ctrl-C).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
+from smokegate.engine.loop import run_async
 from smokegate.engine.select import Selection, select
 from smokegate.errors import UsageError
 from smokegate.secrets import Redactor
 from smokegate.suite.interpolate import Scope, SecretKey
 from smokegate.suite.loader import CompileOptions, PlannedCheck, Suite, compile_suites, parse_suites
 
-T = TypeVar("T")
+__all__ = [
+    "RunPlan",
+    "RunSettings",
+    "execute_plan",
+    "exit_code",
+    "fetch_suite_secrets",
+    "kube_factory_for",
+    "parse_resolve_flags",
+    "parse_vars",
+    "plan_run",
+    "plan_run_with_cluster",
+    "release_placeholders",
+    "run_async",
+    "run_plan",
+]
 
 
 @dataclass(slots=True)
@@ -33,6 +65,68 @@ def parse_vars(items: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--var {item!r}: use KEY=VALUE")
         out[key.strip()] = value
     return out
+
+
+@dataclass(slots=True)
+class RunSettings:
+    """How to run a plan: checks in flight, stop at the first failure, ``--resolve`` overrides."""
+
+    concurrency: int = 32
+    fail_fast: bool = False
+    resolve: Mapping[tuple[str, int], str] | None = None
+    """(host, port) -> address to connect to instead (``parse_resolve_flags``)."""
+
+
+async def execute_plan(
+    plan: RunPlan,
+    settings: RunSettings | None = None,
+    *,
+    observer: Any = None,
+    context: dict[str, Any] | None = None,
+    kube_factory: Any = None,
+    namespace: str | None = None,
+    extra_results: Sequence[Any] | None = None,
+) -> Any:
+    """Run ``plan``'s checks; returns the ``engine.results.RunResult``. ``kube_factory``: makes
+    the client of ``kube``/``helmTest`` checks; ``namespace``: their default namespace;
+    ``extra_results`` (e.g. Flux's Helm test results) go first in the run's results;
+    ``context``: facts recorded in the report (the release, the trigger)."""
+    from smokegate.checks.base import CheckContext
+    from smokegate.engine.runner import RunOptions, execute
+
+    settings = settings or RunSettings()
+    ctx = CheckContext(
+        redactor=plan.redactor,
+        resolve=dict(settings.resolve) if settings.resolve is not None else None,
+        kube_factory=kube_factory,
+        namespace=namespace,
+        max_connections_per_origin=max(settings.concurrency, 1),
+    )
+    run = await execute(
+        plan.suites,
+        plan.checks,
+        ctx,
+        RunOptions(concurrency=settings.concurrency, fail_fast=settings.fail_fast),
+        observer,
+        context=context,
+    )
+    if extra_results:
+        run.results = [*extra_results, *run.results]
+    return run
+
+
+def run_plan(plan: RunPlan, settings: RunSettings | None = None, **kw: Any) -> Any:
+    """``execute_plan`` on its own event loop (``run_async``), for synchronous callers."""
+    return run_async(execute_plan(plan, settings, **kw))
+
+
+def exit_code(run: Any, report_errors: Sequence[str] = ()) -> int:
+    """130 interrupted, 0 every check passed, else 1; a passing run whose promised report is
+    missing is 4: it must not look green to CI."""
+    if run.interrupted:
+        return 130
+    code = 0 if run.ok else 1
+    return 4 if report_errors and code == 0 else code
 
 
 def parse_resolve_flags(items: Sequence[str]) -> dict[tuple[str, int], str]:
@@ -132,44 +226,22 @@ def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[S
     return suites
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when installed (measurably faster for large runs), else asyncio's loop.
-
-    Objects alive before the run (parsed suites, validated specs: tens of thousands for a big
-    matrix) are moved out of the garbage collector's view first: they live for the whole run,
-    and rescanning them at every collection cost ~15% of a 10,000-check run."""
-    import gc
-
-    gc.freeze()
-    # Young collections every 700 allocations are pure overhead for a run that allocates a few
-    # small objects per check and frees them all together at the end.
-    gc.set_threshold(50_000, 20, 20)
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(_stoppable(coro))
-    return uvloop.run(_stoppable(coro))
+# Check kinds that talk to the Kubernetes API.
+KUBE_KINDS = ("kube", "helmTest")
 
 
-async def _stoppable(coro: Coroutine[Any, Any, T]) -> T:
-    """SIGTERM (a CI job cancelled, a pod stopped) stops a run the way Ctrl-C does: running
-    checks are cancelled (their process groups killed), and what finished is still reported."""
-    import signal
+def kube_factory_for(plan: RunPlan, kube: Any) -> Any:
+    """The ``kube_factory`` for running ``plan`` (``kube``: ``KubeOptions``). When a check that
+    will run needs the cluster, the kubeconfig is read now: a missing/invalid kubeconfig or an
+    unknown ``--context`` is a usage error (exit 2) before anything runs, not a failure of every
+    such check. Otherwise the configuration is never read."""
+    from smokegate.kube.client import KubeClient, client_factory, effective_namespace, load_config
 
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    installed = False
-    if task is not None:
-        try:
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-            installed = True
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread, or no signals on this platform
-    try:
-        return await coro
-    finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGTERM)
+    if not any(c.kind in KUBE_KINDS and not c.skip for c in plan.checks):
+        return client_factory(kube)
+    config = load_config(kube)  # UsageError naming the kubeconfig/context
+    namespace = effective_namespace(config, kube)
+    return lambda: KubeClient(config, namespace)
 
 
 # --- Secrets referenced by suites ------------------------------------------------------------

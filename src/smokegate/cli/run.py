@@ -1,0 +1,131 @@
+"""``smokegate run``, ``lint`` and ``schema``: suites from files, no Flux.
+
+``run`` plans with ``api.plan_run_with_cluster`` (``api.plan_run`` for ``--list``) and runs with
+``api.run_plan`` through ``_output.run_and_report``; ``lint`` is ``api.plan_run(lint=True)``;
+``schema`` prints ``suite.model.json_schema()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from smokegate.cli._args import (
+    EXIT_CODES,
+    Formatter,
+    add_kube_args,
+    add_run_args,
+    add_selection_args,
+    add_suite_args,
+    kube_options,
+    selection,
+)
+from smokegate.cli.discover import add_discover_options
+
+
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run suites once and report",
+        formatter_class=Formatter,
+        description="Run the checks of one or more suites and report the result.",
+        epilog=EXIT_CODES + "\nexamples:\n"
+        "  smokegate run suites/\n"
+        "  smokegate run suite.yaml -t smoke --report junit=out/junit.xml\n"
+        "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n",
+    )
+    add_suite_args(p, suites_required=False)
+    add_discover_options(p)
+    add_selection_args(p)
+    add_run_args(p)
+    add_kube_args(
+        p,
+        namespace_help="default namespace for `kube` checks and Secret references "
+        "(default: the context's). The cluster is contacted only if a suite needs it",
+    )
+    p.set_defaults(cmd=cmd_run)
+
+
+def add_lint_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "lint",
+        help="validate suites without running them",
+        formatter_class=Formatter,
+        description="Parse and validate suites: schema, variables, needs. "
+        "Exit 0 when valid, 2 with file:line:col problems otherwise.",
+    )
+    add_suite_args(p)
+    p.set_defaults(cmd=cmd_lint)
+
+
+def add_schema_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "schema",
+        help="print the suite JSON Schema (for editors)",
+        formatter_class=Formatter,
+        description="Print the JSON Schema of suite files. For completion in "
+        "editors with the YAML language server, put this first in a "
+        "suite:\n  # yaml-language-server: $schema=./suite.schema.json"
+        "\nafter 'smokegate schema > suite.schema.json'.",
+    )
+    p.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of stdout")
+    p.set_defaults(cmd=cmd_schema)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from smokegate.api import kube_factory_for, parse_vars, plan_run, plan_run_with_cluster
+    from smokegate.cli._output import print_list, run_and_report
+    from smokegate.cli.discover import suites_with_discovery
+
+    args.suites = suites_with_discovery(args)
+    kube = kube_options(args)
+    if args.list:
+        # Listing needs no cluster: Secret references get placeholders, as under `lint`.
+        return print_list(
+            plan_run(
+                args.suites, cli_vars=parse_vars(args.var), selection=selection(args), lint=True
+            )
+        )
+    # The cluster is contacted only if a suite references a Secret (now) or runs a `kube` or
+    # `helmTest` check (its configuration read before the run, the connection at first use).
+    plan = plan_run_with_cluster(
+        args.suites,
+        kube_options=kube,
+        cli_vars=parse_vars(args.var),
+        selection=selection(args),
+        default_namespace=args.namespace,
+    )
+    if not plan.checks:
+        print("smokegate: no checks selected", file=sys.stderr)
+        return 2 if not selection(args).empty else 0
+    code, _ = run_and_report(
+        plan, args, kube_factory=kube_factory_for(plan, kube), namespace=args.namespace
+    )
+    return code
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from smokegate.api import parse_vars, plan_run
+
+    plan = plan_run(args.suites, cli_vars=parse_vars(args.var), lint=True)
+    n = len(plan.checks)
+    print(
+        f"ok: {len(plan.suites)} suite{'s' if len(plan.suites) != 1 else ''}, "
+        f"{n} check{'s' if n != 1 else ''}"
+    )
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from smokegate.suite.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -235,13 +235,30 @@ def kube_factory_for(plan: RunPlan, kube: Any) -> Any:
     will run needs the cluster, the kubeconfig is read now: a missing/invalid kubeconfig or an
     unknown ``--context`` is a usage error (exit 2) before anything runs, not a failure of every
     such check. Otherwise the configuration is never read."""
-    from smokegate.kube.client import KubeClient, client_factory, effective_namespace, load_config
+    from smokegate.kube.client import KubeClient, effective_namespace, load_config
 
     if not any(c.kind in KUBE_KINDS and not c.skip for c in plan.checks):
-        return client_factory(kube)
+        return _lazy_client(kube)
     config = load_config(kube)  # UsageError naming the kubeconfig/context
     namespace = effective_namespace(config, kube)
     return lambda: KubeClient(config, namespace)
+
+
+def _lazy_client(options: Any) -> Any:
+    """For ``CheckContext(kube_factory=...)``: connects on first use only, so a run without
+    ``kube`` checks never reads a kubeconfig; a configuration problem fails the check that
+    needed the cluster (kind ``config``) instead of the whole run."""
+
+    def make() -> Any:
+        from smokegate.checks.base import CheckFailed, ErrorKind
+        from smokegate.kube.client import KubeClient
+
+        try:
+            return KubeClient.from_options(options)
+        except UsageError as exc:
+            raise CheckFailed(str(exc), kind=ErrorKind.CONFIG) from None
+
+    return make
 
 
 # --- Secrets referenced by suites ------------------------------------------------------------

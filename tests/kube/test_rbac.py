@@ -200,6 +200,7 @@ def test_in_cluster_service_account_configuration(
     """Inside a pod there is no kubeconfig: the service account's token, CA and namespace are
     used (here a directory laid out like /var/run/secrets/kubernetes.io/serviceaccount)."""
     from smokegate.kube import client as kc
+    from smokegate.kube import config as kube_config
 
     ns = kube_namespace
     _workloads(kube_env, ns)
@@ -210,7 +211,7 @@ def test_in_cluster_service_account_configuration(
     (sa_dir / "namespace").write_text(ns)
     assert kube_env.workdir is not None
     (sa_dir / "ca.crt").write_bytes((kube_env.workdir / "certs" / "apiserver.crt").read_bytes())
-    monkeypatch.setattr(kc, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+    monkeypatch.setattr(kube_config, "SERVICE_ACCOUNT_DIR", str(sa_dir))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube_env.apiserver_port))
     monkeypatch.delenv("KUBECONFIG", raising=False)

@@ -270,7 +270,8 @@ async def _run(args: argparse.Namespace, config: Any, namespace: str) -> int:
 
 async def _execute(args: argparse.Namespace, kube: Any, loaded: Any, hooks: list[Any]) -> int:
     from smokegate.helmtest.api import run_tests
-    from smokegate.helmtest.runner import RUN_LABEL, Options
+    from smokegate.helmtest.objects import RUN_LABEL
+    from smokegate.helmtest.runner import Options
     from smokegate.report import write_reports
     from smokegate.report.console import ConsoleReporter, make_console
     from smokegate.secrets import Redactor

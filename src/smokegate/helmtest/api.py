@@ -17,7 +17,8 @@ from typing import Any
 from smokegate.engine.results import RunResult, SuiteInfo
 from smokegate.engine.select import Selection
 from smokegate.helmtest.hooks import Chosen, HookFilter, choose, failed_last_time, release_tests
-from smokegate.helmtest.runner import RUN_LABEL, HelmTestRun, Options
+from smokegate.helmtest.objects import RUN_LABEL
+from smokegate.helmtest.runner import HelmTestRun, Options
 from smokegate.helmtest.target import LoadedRelease, Target, load_release, resolve_target
 
 Note = Callable[[str], None]
@@ -45,7 +46,7 @@ async def clean_up(
 ) -> Cleanup:
     """Delete what earlier runs left in ``namespace`` (of ``target``'s release only, if given;
     ``older_than``: only objects at least that old)."""
-    from smokegate.helmtest.runner import cleanup_leftovers
+    from smokegate.helmtest.cleanup import cleanup_leftovers
 
     release, where = None, namespace
     if target:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smokegate.helm.release import ReleaseDecodeError, decode_release, encode_release
-from smokegate.helmtest.runner import LastRun
+from smokegate.helmtest.objects import LastRun
 from smokegate.helmtest.target import LoadedRelease
 from smokegate.kube.client import SECRET, KubeClient, KubeError
 

@@ -38,36 +38,44 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from smokegate.checks.base import ErrorKind, Mismatch
 from smokegate.durations import format_duration
-from smokegate.engine.results import Attempt, CheckResult, Status
+from smokegate.engine.results import CheckResult, Status
+from smokegate.helmtest.cleanup import resolutely
 from smokegate.helmtest.hooks import TestHook, weight_groups
+from smokegate.helmtest.logs import collect_logs
+from smokegate.helmtest.objects import (
+    HOOK_ANNOTATION,
+    RELEASE_LABEL,
+    REVISION_ANNOTATION,
+    RUN_LABEL,
+    Created,
+    LastRun,
+    new_run_id,
+    object_name,
+)
+from smokegate.helmtest.results import HookOutcome, hook_result, skipped_result, verdict
+from smokegate.helmtest.status import (
+    container_states,
+    finished,
+    job_summary,
+    pod_failure,
+    pod_progress,
+)
 from smokegate.helmtest.target import LoadedRelease
 from smokegate.kube.client import JOB, POD, KubeClient, KubeError, ResourceType
 
-RUN_LABEL = "smokegate.io/helm-test-run"
-RELEASE_LABEL = "smokegate.io/helm-test-release"
-HOOK_ANNOTATION = "smokegate.io/helm-test-hook"
-REVISION_ANNOTATION = "smokegate.io/helm-test-revision"
 WATCH_SERVER_TIMEOUT = 240
 """Seconds after which the API server ends a watch; ``KubeClient`` resumes it."""
 
 DEFAULT_TIMEOUT = 300.0  # per test, as `helm test --timeout`
-LOG_TAIL_LINES = 5000
-LOG_BYTES_PER_CONTAINER = 256 * 1024
 LOG_BUDGET = 30.0  # seconds to read one test's logs
 CLEANUP_BUDGET = 30.0  # seconds for the end-of-run sweep, even when interrupted
-MAX_NAME = 63  # a Job's name becomes its pods' job-name label value
-
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -94,194 +102,11 @@ class Notes(Protocol):
     def __call__(self, message: str) -> None: ...
 
 
-@dataclass(slots=True)
-class LastRun:
-    """What ``helm test`` records per hook (``last_run``)."""
-
-    started_at: float
-    completed_at: float | None
-    phase: str
-
-
-@dataclass(slots=True)
-class Created:
-    """One object this run created (or is creating: it is tracked before the request)."""
-
-    rt: ResourceType
-    name: str
-    namespace: str
-    hook: str
-    deleted: bool = False
-
-    @property
-    def ref(self) -> str:
-        return f"{self.rt.kind.lower()}/{self.name}"
-
-
 class _Gone(Exception):
     """The object was deleted by someone else before it finished."""
 
 
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def object_name(hook: str, run_id: str) -> str:
-    """``<hook>-sg<run>``, shortened (with a digest of the full name) to fit 63 characters."""
-    suffix = f"sg{run_id}"
-    name = f"{hook}-{suffix}"
-    if len(name) <= MAX_NAME:
-        return name
-    digest = hashlib.sha256(hook.encode()).hexdigest()[:6]
-    keep = MAX_NAME - len(suffix) - len(digest) - 2
-    return f"{hook[:keep].rstrip('-.')}-{digest}-{suffix}"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-async def resolutely(coro: Awaitable[T], limit: float) -> T:
-    """Await ``coro`` to the end even if the caller is cancelled meanwhile (this is the cleanup
-    the cancellation asks for), for at most ``limit`` seconds. Then re-raise the cancellation if
-    there was one; else return its result, raise its exception, or ``TimeoutError``."""
-    task = asyncio.ensure_future(coro)
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    cancelled = timed_out = False
-    while not task.done():
-        remaining = end - loop.time()
-        if remaining <= 0 and not timed_out:
-            timed_out = True
-            task.cancel()
-            end = loop.time() + 1.0  # a moment for it to unwind
-            continue
-        if remaining <= 0:
-            break
-        try:
-            await asyncio.wait({task}, timeout=remaining)
-        except asyncio.CancelledError:
-            cancelled = True  # keep waiting
-    if task.done() and not task.cancelled():
-        task.exception()  # retrieved, so asyncio does not warn about it
-    if cancelled:
-        raise asyncio.CancelledError
-    if timed_out or not task.done() or task.cancelled():
-        raise TimeoutError
-    return task.result()
-
-
-# --- object status, in words ----------------------------------------------------------------------
-
-
-def _conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return {str(c.get("type")): c for c in conds if isinstance(c, Mapping)}
-
-
-def finished(kind: str, obj: Mapping[str, Any]) -> bool:
-    if kind == "Pod":
-        return (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
-    conds = _conditions(obj)
-    return any(conds.get(t, {}).get("status") == "True" for t in ("Complete", "Failed"))
-
-
-def succeeded(kind: str, obj: Mapping[str, Any]) -> bool:
-    if kind == "Pod":
-        return (obj.get("status") or {}).get("phase") == "Succeeded"
-    return _conditions(obj).get("Complete", {}).get("status") == "True"
-
-
-@dataclass(slots=True)
-class ContainerState:
-    name: str
-    init: bool
-    text: str
-    exit_code: int | None = None
-
-
-def container_states(pod: Mapping[str, Any]) -> list[ContainerState]:
-    """Every container of a pod (init containers first) with its state in words."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    out = []
-    for init, key, skey in (
-        (True, "initContainers", "initContainerStatuses"),
-        (False, "containers", "containerStatuses"),
-    ):
-        statuses = {s.get("name"): s for s in status.get(skey) or [] if isinstance(s, Mapping)}
-        for c in spec.get(key) or []:
-            s = statuses.get(c.get("name")) or {}
-            state = s.get("state") or {}
-            code = None
-            if "terminated" in state:
-                t = state["terminated"] or {}
-                code = t.get("exitCode")
-                reason = t.get("reason") or ""
-                text = f"exited {code}" + (
-                    f" ({reason})" if reason and reason != "Completed" else ""
-                )
-                if t.get("message"):
-                    text += f": {str(t['message']).strip()[:200]}"
-            elif "running" in state:
-                text = "running"
-            elif "waiting" in state:
-                w = state["waiting"] or {}
-                text = f"waiting: {w.get('reason') or 'unknown'}"
-                if w.get("message"):
-                    text += f" ({str(w['message']).strip()[:200]})"
-            else:
-                text = "not started"
-            out.append(ContainerState(str(c.get("name")), init, text, code))
-    return out
-
-
-def _label(c: ContainerState) -> str:
-    return f"container {c.name}{' (init)' if c.init else ''}"
-
-
-def pod_failure(pod: Mapping[str, Any]) -> str:
-    """Why a Failed pod failed: the containers that exited non-zero, the pod's own reason."""
-    status = pod.get("status") or {}
-    parts = [f"{_label(c)} {c.text}" for c in container_states(pod) if c.exit_code not in (None, 0)]
-    if status.get("reason"):
-        parts.append(f"pod {status['reason']}: {str(status.get('message') or '').strip()}")
-    return "; ".join(parts) or "pod Failed"
-
-
-def pod_progress(pod: Mapping[str, Any]) -> str:
-    """Where a pod that has not finished stands (for a timeout message)."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    scheduled = _conditions(pod).get("PodScheduled") or {}
-    if scheduled.get("status") == "False":
-        return f"{phase}: not scheduled: {scheduled.get('reason')}: {scheduled.get('message', '')}"
-    if not spec.get("nodeName"):
-        return f"{phase}: not scheduled to a node yet"
-    busy = [f"{_label(c)} {c.text}" for c in container_states(pod) if c.exit_code is None]
-    return f"{phase}: {'; '.join(busy)}" if busy else phase
-
-
-def job_summary(job: Mapping[str, Any]) -> str:
-    status = job.get("status") or {}
-    counts = ", ".join(
-        f"{status.get(k) or 0} {k}" for k in ("active", "succeeded", "failed") if status.get(k)
-    )
-    failed_cond = _conditions(job).get("Failed") or {}
-    if failed_cond.get("status") == "True":
-        return f"Failed: {failed_cond.get('reason')}: {failed_cond.get('message', '')}".rstrip()
-    return counts or "no pods yet"
-
-
 # --- the run ----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Outcome:
-    status: Status
-    phase: str
-    message: str = ""
-    error_kind: str | None = None
-    evidence: list[Mismatch] = field(default_factory=list)
 
 
 class HelmTestRun:
@@ -495,7 +320,7 @@ class HelmTestRun:
             )
         except KubeError as exc:
             entry.deleted = True
-            outcome = _Outcome(Status.ERROR, "", str(exc), exc.error_kind)
+            outcome = HookOutcome(Status.ERROR, "", str(exc), exc.error_kind)
             return self._result(hook, outcome, started, t0, details, None)
         self.note(f"started {hook.name} ({entry.ref})")
         self._latest[name] = created
@@ -503,30 +328,30 @@ class HelmTestRun:
         try:
             async with asyncio.timeout(budget):
                 final = await self._wait(rt, created)
-            outcome = self._verdict(hook, final)
+            outcome = verdict(hook, final)
         except TimeoutError:
             latest = self._latest.get(name, created)
             where = pod_progress(latest) if hook.kind == "Pod" else job_summary(latest)
             why = "the overall deadline (--deadline)" if clipped else "--timeout"
             msg = f"did not finish within {format_duration(budget)} ({why}): {where}"
             evidence = [Mismatch("finished within", format_duration(budget), where)]
-            outcome = _Outcome(Status.FAILED, "Failed", msg, ErrorKind.TIMEOUT, evidence)
+            outcome = HookOutcome(Status.FAILED, "Failed", msg, ErrorKind.TIMEOUT, evidence)
         except _Gone:
-            outcome = _Outcome(
+            outcome = HookOutcome(
                 Status.ERROR, "", f"{entry.ref} was deleted by someone else before it finished",
                 ErrorKind.NOT_FOUND,
             )  # fmt: skip
         except KubeError as exc:
-            outcome = _Outcome(Status.ERROR, "", f"watching {entry.ref}: {exc}", exc.error_kind)
+            outcome = HookOutcome(Status.ERROR, "", f"watching {entry.ref}: {exc}", exc.error_kind)
         except asyncio.CancelledError:
             interrupted = True
-            outcome = _Outcome(Status.SKIPPED, "", "interrupted while it ran")
+            outcome = HookOutcome(Status.SKIPPED, "", "interrupted while it ran")
         completed = time.time()
         # Logs first, whatever happened and whatever the hook's delete policy says.
         latest = self._latest.get(name, created)
         pods: list[Mapping[str, Any]] = []
         try:
-            log, pods = await resolutely(self._logs(hook, latest), LOG_BUDGET)
+            log, pods = await resolutely(collect_logs(self.kube, hook.kind, latest), LOG_BUDGET)
         except TimeoutError:
             log = f"(no logs: reading them took longer than {LOG_BUDGET:.0f}s)\n"
         except Exception as exc:  # logs are evidence, not the verdict: note it and go on
@@ -603,60 +428,6 @@ class HelmTestRun:
             latest = fresh
             self._latest[name] = fresh
 
-    def _verdict(self, hook: TestHook, obj: Mapping[str, Any]) -> _Outcome:
-        if succeeded(hook.kind, obj):
-            return _Outcome(Status.PASSED, "Succeeded")
-        if hook.kind == "Pod":
-            why = pod_failure(obj)
-            return _Outcome(Status.FAILED, "Failed", f"pod failed: {why}", ErrorKind.EXPECTATION,
-                            [Mismatch("pod phase", "Succeeded", f"Failed: {why}")])  # fmt: skip
-        why = job_summary(obj)
-        return _Outcome(Status.FAILED, "Failed", f"job {why}", ErrorKind.EXPECTATION,
-                        [Mismatch("job", "Complete", why)])  # fmt: skip
-
-    # --- logs -----------------------------------------------------------------------------------
-
-    async def _pods_of(self, hook: TestHook, obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        if hook.kind == "Pod":
-            # The freshest copy: container states are what the log headers show.
-            meta = obj.get("metadata") or {}
-            fresh = await self.kube.get_or_none(POD, meta["name"], meta["namespace"])
-            return [fresh or obj]
-        # A Job's pods, by the Job's own selector (what the job controller uses).
-        meta = obj.get("metadata") or {}
-        selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-        if not selector:
-            selector = {"job-name": meta["name"]}
-        pods = await self.kube.list(POD, meta["namespace"], selector)
-        return sorted(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
-
-    async def _logs(
-        self, hook: TestHook, obj: Mapping[str, Any]
-    ) -> tuple[str, list[Mapping[str, Any]]]:
-        try:
-            pods = await self._pods_of(hook, obj)
-        except KubeError as exc:
-            return f"(no logs: {exc})\n", []
-        if not pods:
-            return f"(no logs: job {obj['metadata']['name']} never started a pod)\n", []
-
-        async def one(pod: Mapping[str, Any], c: ContainerState) -> str:
-            meta = pod.get("metadata") or {}
-            head = f"--- pod {meta.get('name')}, {_label(c)}: {c.text} ---\n"
-            try:
-                text = await self.kube.log(
-                    meta["name"], meta["namespace"], c.name, tail_lines=LOG_TAIL_LINES
-                )
-            except KubeError as exc:
-                return f"{head}(no log: {exc})\n"
-            text = _cap(text)
-            if text.count("\n") >= LOG_TAIL_LINES:
-                head += f"[last {LOG_TAIL_LINES} lines]\n"
-            return head + (text if text.endswith("\n") or not text else text + "\n")
-
-        parts = await asyncio.gather(*(one(p, c) for p in pods for c in container_states(p)))
-        return "".join(parts), pods
-
     # --- cleanup --------------------------------------------------------------------------------
 
     async def _delete(self, entry: Created) -> None:
@@ -705,119 +476,13 @@ class HelmTestRun:
     def _result(
         self,
         hook: TestHook,
-        outcome: _Outcome,
+        outcome: HookOutcome,
         started: float,
         t0: float,
         details: dict[str, Any],
         log: str | None,
     ) -> CheckResult:
-        duration = time.perf_counter() - t0
-        ok = outcome.status is Status.PASSED
-        attempts = (
-            []
-            if outcome.status is Status.SKIPPED
-            else [Attempt(1, started, duration, ok, outcome.message, outcome.error_kind)]
-        )
-        return CheckResult(
-            id=hook.id,
-            name=hook.name,
-            suite=self.suite,
-            kind="helm-test",
-            status=outcome.status,
-            tags=hook.tags,
-            source=self._source(hook),
-            description=f"Helm test hook ({hook.kind}, weight {hook.weight})",
-            attempts=attempts,
-            started_at=started,
-            duration=duration,
-            message=outcome.message,
-            error_kind=outcome.error_kind,
-            evidence=outcome.evidence,
-            details=details,
-            log=log or None,
-        )
+        return hook_result(hook, outcome, self.suite, self._source(hook), started, t0, details, log)
 
     def _skipped(self, hook: TestHook, reason: str) -> CheckResult:
-        return CheckResult(
-            id=hook.id,
-            name=hook.name,
-            suite=self.suite,
-            kind="helm-test",
-            status=Status.SKIPPED,
-            tags=hook.tags,
-            source=self._source(hook),
-            description=f"Helm test hook ({hook.kind}, weight {hook.weight})",
-            started_at=time.time(),
-            message=reason,
-            details={"hook": hook.name, "kind": hook.kind, "weight": hook.weight},
-        )
-
-
-def _cap(text: str) -> str:
-    data = text.encode("utf-8", "replace")
-    if len(data) <= LOG_BYTES_PER_CONTAINER:
-        return text
-    tail = data[-LOG_BYTES_PER_CONTAINER:].decode("utf-8", "ignore")
-    return f"[truncated {len(data) - len(tail.encode())} bytes]\n{tail}"
-
-
-# --- leftovers of crashed runs ----------------------------------------------------------------
-
-
-SWEEP_KINDS = ("job", "pod", "configmap", "secret", "serviceaccount", "service")
-
-
-async def cleanup_leftovers(
-    kube: KubeClient,
-    namespace: str,
-    *,
-    release: str | None = None,
-    older_than: float | None = None,
-    note: Callable[[str], None] | None = None,
-) -> tuple[list[str], list[str]]:
-    """Delete objects a helm-test run created and did not remove (it crashed or ran with
-    ``--keep``), found by the run label: Jobs first, then pods, then support objects.
-    ``release`` limits it to one release's, ``older_than`` (seconds) to objects at least that
-    old (so a run still in progress elsewhere is spared). Returns (deleted, problems)."""
-    from lightkube import operators
-
-    from smokegate.kube.client import BUILTIN
-
-    labels: dict[str, Any] = {RUN_LABEL: operators.exists()}
-    if release:
-        labels[RELEASE_LABEL] = release
-    now = time.time()
-    deleted: list[str] = []
-    problems: list[str] = []
-    for kind in SWEEP_KINDS:
-        rt = BUILTIN[kind]
-        try:
-            found = await kube.list(rt, namespace, labels)
-        except KubeError as exc:
-            if rt in (JOB, POD) or not exc.forbidden:
-                problems.append(str(exc))
-            continue  # no permission on a support kind: this run never created one there
-        for obj in found:
-            meta = obj.get("metadata") or {}
-            if older_than is not None and _age(meta, now) < older_than:
-                continue
-            what = f"{rt.kind.lower()}/{meta.get('name')}"
-            try:
-                if await kube.delete(rt, meta["name"], namespace, grace_period=0):
-                    deleted.append(
-                        f"{what} (run {(meta.get('labels') or {}).get(RUN_LABEL)}, hook "
-                        f"{(meta.get('annotations') or {}).get(HOOK_ANNOTATION, '?')})"
-                    )
-            except KubeError as exc:
-                problems.append(str(exc))
-    return deleted, problems
-
-
-def _age(meta: Mapping[str, Any], now: float) -> float:
-    text = meta.get("creationTimestamp")
-    if not isinstance(text, str):
-        return float("inf")
-    try:
-        return now - datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return float("inf")
+        return skipped_result(hook, self.suite, self._source(hook), reason)

@@ -1,15 +1,6 @@
-"""Connecting to Kubernetes the way kubectl does, and a small dict-based async client.
-
-Configuration (``load_config``), in kubectl's order:
-
-1. ``--kubeconfig FILE``;
-2. ``$KUBECONFIG`` (a ``:``-separated list, merged like kubectl: the first file to define a
-   cluster/context/user or ``current-context`` wins; missing files are skipped);
-3. ``~/.kube/config``;
-4. in-cluster: the pod's service account (token, CA, namespace), when running in a pod.
-
-``--context`` picks a context; the namespace is ``-n`` or else the context's (or the service
-account's) namespace, else ``default``.
+"""A small dict-based async Kubernetes client, and the kube package's face: the configuration
+(``kube.config``: ``KubeOptions``, ``load_config``), the kinds (``kube.resources``) and
+``KubeError`` (``kube.errors``) are importable from here too.
 
 ``KubeClient`` wraps lightkube's ``AsyncClient`` but speaks plain dicts for every kind (built-in
 or custom), so checks, readiness rules and the gate share one shape, and every API failure
@@ -20,292 +11,55 @@ forbidden: User "…" cannot get resource "secrets" …``).
 from __future__ import annotations
 
 import contextlib
-import os
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from smokegate.errors import UsageError
+from smokegate.kube.config import (
+    DEFAULT_KUBECONFIG,
+    SERVICE_ACCOUNT_DIR,
+    KubeOptions,
+    effective_namespace,
+    load_config,
+)
+from smokegate.kube.errors import KubeError, api_error
+from smokegate.kube.resources import (
+    BUILTIN,
+    EVENT,
+    HELMRELEASE,
+    JOB,
+    POD,
+    SECRET,
+    ResourceType,
+)
+
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_KUBECONFIG",
+    "EVENT",
+    "HELMRELEASE",
+    "JOB",
+    "POD",
+    "SECRET",
+    "SERVICE_ACCOUNT_DIR",
+    "KubeClient",
+    "KubeError",
+    "KubeOptions",
+    "ResourceType",
+    "api_error",
+    "effective_namespace",
+    "load_config",
+]
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-DEFAULT_KUBECONFIG = "~/.kube/config"
 FIELD_MANAGER = "smokegate"
 
-
-@dataclass(frozen=True, slots=True)
-class KubeOptions:
-    """What the user said about the cluster: ``--kubeconfig``, ``--context``, ``-n``."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceType:
-    """Where a kind lives in the API: enough to build its URLs."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def describe(self, name: str, namespace: str | None) -> str:
-        """``deployment apps/api``: how errors and evidence name one object."""
-        where = f"{namespace}/{name}" if self.namespaced and namespace else name
-        return f"{self.kind.lower()} {where}"
-
-
-def _rt(api_version: str, kind: str, plural: str, namespaced: bool = True) -> ResourceType:
-    group, _, version = api_version.rpartition("/")
-    return ResourceType(group, version, kind, plural, namespaced)
-
-
-# Kinds suites use most, so the common case needs no discovery request (and no permission on
-# discovery endpoints beyond the defaults). Anything else is found through API discovery.
-BUILTIN: dict[str, ResourceType] = {
-    rt.kind.lower(): rt
-    for rt in (
-        _rt("apps/v1", "Deployment", "deployments"),
-        _rt("apps/v1", "StatefulSet", "statefulsets"),
-        _rt("apps/v1", "DaemonSet", "daemonsets"),
-        _rt("apps/v1", "ReplicaSet", "replicasets"),
-        _rt("batch/v1", "Job", "jobs"),
-        _rt("batch/v1", "CronJob", "cronjobs"),
-        _rt("v1", "Pod", "pods"),
-        _rt("v1", "Service", "services"),
-        _rt("v1", "ConfigMap", "configmaps"),
-        _rt("v1", "Secret", "secrets"),
-        _rt("v1", "ServiceAccount", "serviceaccounts"),
-        _rt("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-        _rt("v1", "Endpoints", "endpoints"),
-        _rt("v1", "Event", "events"),
-        _rt("v1", "Namespace", "namespaces", namespaced=False),
-        _rt("v1", "Node", "nodes", namespaced=False),
-        _rt("networking.k8s.io/v1", "Ingress", "ingresses"),
-        _rt("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        _rt("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        _rt("helm.toolkit.fluxcd.io/v2", "HelmRelease", "helmreleases"),
-    )
-}
-HELMRELEASE = BUILTIN["helmrelease"]
-SECRET = BUILTIN["secret"]
-EVENT = BUILTIN["event"]
-POD = BUILTIN["pod"]
-JOB = BUILTIN["job"]
 
 Labels = Mapping[str, Any] | Sequence[tuple[str, Any]]
 """A label selector as lightkube takes it: ``{"key": "value" | operator}`` or the same as
 ``[(key, value | operator), ...]`` (``operators.exists()``, ``operators.in_([...])`` …)."""
-
-
-class KubeError(Exception):
-    """A Kubernetes API request failed. ``str()`` names the resource and the reason."""
-
-    def __init__(self, message: str, *, code: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.reason = reason
-
-    @property
-    def not_found(self) -> bool:
-        return self.code == 404
-
-    @property
-    def forbidden(self) -> bool:
-        return self.code == 403
-
-    @property
-    def error_kind(self) -> str:
-        """The check ``ErrorKind`` that fits (a report groups failures by it)."""
-        from smokegate.checks.base import ErrorKind
-
-        return {
-            403: ErrorKind.FORBIDDEN,
-            404: ErrorKind.NOT_FOUND,
-            401: ErrorKind.AUTH,
-            None: ErrorKind.CONNECTION_REFUSED,
-        }.get(self.code, ErrorKind.PROTOCOL)
-
-
-def api_error(exc: BaseException, what: str) -> KubeError:
-    """Turn a lightkube/httpx error into a ``KubeError`` about ``what`` (``secret apps/db``)."""
-    from lightkube import ApiError
-
-    if isinstance(exc, ApiError):
-        status = exc.status
-        code = getattr(status, "code", None) or exc.response.status_code
-        message = (getattr(status, "message", None) or "").strip()
-        reason = getattr(status, "reason", None) or ""
-        if code == 404:
-            return KubeError(f"{what}: not found", code=404, reason=reason)
-        if code == 403:
-            # The apiserver says: `secrets "db" is forbidden: User "…" cannot get resource …`;
-            # the part after "is forbidden: " names the user and the missing permission.
-            _, sep, detail = message.partition(" is forbidden: ")
-            return KubeError(f"{what}: forbidden: {detail if sep else message}", code=403)
-        if code == 401:
-            return KubeError(
-                f"{what}: unauthorized: the API server rejected the credentials "
-                "(expired token? wrong kubeconfig user?)",
-                code=401,
-            )
-        return KubeError(f"{what}: {message or reason} (HTTP {code})", code=code, reason=reason)
-    response = getattr(exc, "response", None)
-    if response is not None and getattr(response, "status_code", None):
-        # A watch stream's error status arrives before its (unread) body: only the code is known.
-        code = response.status_code
-        text = {401: "unauthorized", 403: "forbidden", 404: "not found"}.get(code, f"HTTP {code}")
-        return KubeError(f"{what}: {text}", code=code)
-    return KubeError(f"{what}: cannot reach the Kubernetes API: {_transport_text(exc)}")
-
-
-def _transport_text(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    # httpx wraps OSError texts like "[Errno 111] Connection refused": keep them short.
-    return text.split("\n")[0]
-
-
-# --- configuration --------------------------------------------------------------------------
-
-_FILE_KEYS = {
-    "clusters": ("cluster", ("certificate-authority",)),
-    "users": ("user", ("client-certificate", "client-key", "tokenFile")),
-}
-
-
-def _read_kubeconfig(path: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise UsageError(f"kubeconfig {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"kubeconfig {path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"kubeconfig {path}: not a kubeconfig (expected a mapping)")
-    # Relative file references are relative to the file they are written in; make them absolute
-    # before merging files from different directories.
-    for section, (inner, keys) in _FILE_KEYS.items():
-        for entry in data.get(section) or []:
-            body = entry.get(inner) if isinstance(entry, dict) else None
-            if isinstance(body, dict):
-                for key in keys:
-                    value = body.get(key)
-                    if isinstance(value, str) and value and not os.path.isabs(value):
-                        body[key] = str(path.parent / value)
-    return data
-
-
-def _merge(files: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
-    """kubectl's merge rule: the first file that names a cluster/context/user wins."""
-    merged: dict[str, Any] = {"clusters": [], "contexts": [], "users": []}
-    for _, data in files:
-        for section in ("clusters", "contexts", "users"):
-            seen = {e.get("name") for e in merged[section]}
-            for entry in data.get(section) or []:
-                if isinstance(entry, dict) and entry.get("name") not in seen:
-                    merged[section].append(entry)
-        if not merged.get("current-context") and data.get("current-context"):
-            merged["current-context"] = data["current-context"]
-    return merged
-
-
-def _in_cluster_available() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(
-        os.path.join(SERVICE_ACCOUNT_DIR, "token")
-    )
-
-
-def load_config(options: KubeOptions) -> SingleConfig:
-    """The cluster, user and context to use, or a ``UsageError`` that says what is missing."""
-    from lightkube import ConfigError, KubeConfig
-
-    if options.kubeconfig:
-        candidates = [Path(options.kubeconfig).expanduser()]
-        explicit = True
-    elif os.environ.get("KUBECONFIG"):
-        candidates = [Path(p).expanduser() for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
-        explicit = False
-    else:
-        candidates = [Path(DEFAULT_KUBECONFIG).expanduser()]
-        explicit = False
-    files = [(p, _read_kubeconfig(p)) for p in candidates if explicit or p.is_file()]
-
-    if not files:
-        if _in_cluster_available():
-            if options.context:
-                raise UsageError(
-                    f"--context {options.context}: no kubeconfig, and the in-cluster "
-                    "service-account configuration has no contexts"
-                )
-            try:
-                in_cluster = KubeConfig.from_service_account(SERVICE_ACCOUNT_DIR).get()
-            except (ConfigError, KeyError) as exc:
-                raise UsageError(f"in-cluster configuration: {exc}") from None
-            assert in_cluster is not None  # from_one() always sets the current context
-            return in_cluster
-        raise UsageError(
-            "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, create "
-            f"{DEFAULT_KUBECONFIG}, or run inside a pod with a service account"
-        )
-
-    source = ", ".join(str(p) for p, _ in files)
-    merged = _merge(files)
-    try:
-        config = KubeConfig.from_dict(merged, fname=files[0][0]).get(options.context)
-    except ConfigError as exc:
-        if options.context:
-            known = ", ".join(c.get("name", "?") for c in merged["contexts"]) or "none"
-            raise UsageError(
-                f"context {options.context!r} not found in {source} (contexts: {known})"
-            ) from None
-        raise UsageError(f"kubeconfig {source}: {exc} (use --context)") from None
-    except KeyError as exc:
-        raise UsageError(f"kubeconfig {source}: context refers to unknown cluster {exc}") from None
-    except Exception as exc:  # malformed entries: msgspec validation errors and the like
-        raise UsageError(f"kubeconfig {source}: {exc}") from None
-    if config is None:
-        raise UsageError(f"kubeconfig {source}: no current-context (use --context)")
-    if config.user is None:
-        raise UsageError(
-            f"kubeconfig {source}: context {config.context_name!r} has no user; "
-            "smokegate needs credentials"
-        )
-    return config
-
-
-def effective_namespace(config: SingleConfig, options: KubeOptions) -> str:
-    """``-n`` if given, else the context's namespace (the service account's in a pod)."""
-    return options.namespace or config.namespace
-
-
-def client_factory(options: KubeOptions) -> Callable[[], KubeClient]:
-    """For ``CheckContext(kube_factory=...)``: connects on first use only, so a run without
-    ``kube`` checks never reads a kubeconfig; a configuration problem fails the check that
-    needed the cluster (kind ``config``) instead of the whole run."""
-
-    def make() -> KubeClient:
-        from smokegate.checks.base import CheckFailed, ErrorKind
-
-        try:
-            return KubeClient.from_options(options)
-        except UsageError as exc:
-            raise CheckFailed(str(exc), kind=ErrorKind.CONFIG) from None
-
-    return make
 
 
 # --- client ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ the schema), starts the worker, the schedules and the retention sweep, and stops
 reverse order on shutdown (running jobs finish or go back to the queue).
 
 Starlette rather than FastAPI: the API is eight small handlers, validation of the two JSON
-inputs is a few lines, and the OpenAPI document is written by hand (api.py) — FastAPI's
+inputs is a few lines, and the OpenAPI document is written by hand (openapi.py) — FastAPI's
 generated one would cost a dependency tree (and its pydantic request models) to save that.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from smokegate.server import api, dashboard, gates
+from smokegate.server import api, dashboard, gates, webhook
 from smokegate.server.config import ServeConfig
 from smokegate.server.metrics import Metrics
 from smokegate.server.state import ServerState
@@ -28,7 +28,7 @@ log = logging.getLogger("smokegate.server")
 
 def routes() -> list[Route]:
     return [
-        Route("/hooks/flux", api.flux_hook, methods=["POST"]),
+        Route("/hooks/flux", webhook.flux_hook, methods=["POST"]),
         Route("/api/v1/runs", api.list_runs, methods=["GET"]),
         Route("/api/v1/runs", api.create_run, methods=["POST"]),
         Route("/api/v1/runs/{run_id}", api.get_run, methods=["GET"]),

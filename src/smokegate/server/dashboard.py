@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, Response
 from smokegate import __version__
 from smokegate.durations import format_duration
 from smokegate.report.html import e
-from smokegate.server.api import _authorized
+from smokegate.server.http import authorized
 from smokegate.server.state import state_of
 from smokegate.store.base import RunSummary
 
@@ -148,7 +148,7 @@ def _tile(latest: RunSummary, history: list[RunSummary], now: float) -> str:
 
 
 async def board(request: Request) -> Response:
-    if (denied := _authorized(request, write=False)) is not None:
+    if (denied := authorized(request, write=False)) is not None:
         return denied
     state = state_of(request)
     cfg = state.config.dashboard
@@ -182,7 +182,7 @@ async def board(request: Request) -> Response:
 
 
 async def release_page(request: Request) -> Response:
-    if (denied := _authorized(request, write=False)) is not None:
+    if (denied := authorized(request, write=False)) is not None:
         return denied
     state = state_of(request)
     release = f"{request.path_params['namespace']}/{request.path_params['name']}"
@@ -210,7 +210,7 @@ async def release_page(request: Request) -> Response:
 
 
 async def run_page(request: Request) -> Response:
-    if (denied := _authorized(request, write=False)) is not None:
+    if (denied := authorized(request, write=False)) is not None:
         return denied
     from smokegate.report import html as html_report
     from smokegate.store.base import run_from_report

@@ -30,28 +30,24 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from smokegate.server.config import (
-    SUITE_CONFIGMAP_LABEL,
-    SUITES_ANNOTATION,
     ServeConfig,
     discover_annotation,
 )
+from smokegate.server.error_runs import describe_error, error_run
+from smokegate.server.suites import SetupError, annotation_suites, configmap_suites, suite_index
 from smokegate.store.base import Job, NewRun, Verdict
+
+__all__ = ["JobRunner", "KubeAccess", "Outcome", "SetupError", "error_run", "suite_index"]
 
 log = logging.getLogger("smokegate.server")
 
 # Triggers whose revision is a chart version Flux has (or will have) released.
 CHART_REVISION_TRIGGERS = frozenset({"webhook", "watch"})
-
-
-class SetupError(Exception):
-    """The run could not start; the message becomes the ``setup`` check's message."""
 
 
 # ``discover.request.merged_suite_paths`` writes the discovered suite into one process-wide
@@ -96,30 +92,6 @@ class KubeAccess:
         return KubeClient(self.config, namespace)
 
 
-def suite_index(config: ServeConfig, extra_files: Sequence[str] = ()) -> dict[str, str]:
-    """Suite name -> file, from the configured directories and ``extra_files`` (read fresh for
-    each run, so a changed ConfigMap is picked up without a restart)."""
-    from smokegate.suite.loader import parse_suites
-
-    # An empty directory is fine here (its suites may all come from ConfigMaps); the loader
-    # would call it an error.
-    dirs = [d for d in config.suite_dirs() if any(_suite_files(d))]
-    paths = [*dirs, *extra_files]
-    if not paths:
-        return {}
-    return {raw.name: raw.doc.file for raw in parse_suites(paths)}
-
-
-def _suite_files(directory: str) -> Any:
-    return (p for p in Path(directory).rglob("*") if p.suffix in (".yaml", ".yml"))
-
-
-def _annotation_suites(hr: dict[str, Any] | None) -> list[str]:
-    annotations = ((hr or {}).get("metadata") or {}).get("annotations") or {}
-    text = annotations.get(SUITES_ANNOTATION) or ""
-    return [s.strip() for s in text.split(",") if s.strip()]
-
-
 class JobRunner:
     """Turns claimed jobs into runs. Stateless between jobs; safe to call concurrently."""
 
@@ -147,7 +119,7 @@ class JobRunner:
 
             if not isinstance(exc, SmokegateError):
                 log.exception("job %s (%s) failed", job.id, job.release)
-            return Outcome(error_run(job, _describe(exc), started))
+            return Outcome(error_run(job, describe_error(exc), started))
 
     async def _run(self, job: Job, started: float) -> Outcome:
         from smokegate.flux.helmrelease import helm_test_results, release_facts
@@ -261,7 +233,7 @@ class JobRunner:
             return mapping
         annotated = discover_annotation(hr)
         mapping.discover = annotated if annotated is not None else bool(rule and rule.discover)
-        mapping.suites = _annotation_suites(hr) or (list(rule.suites) if rule else [])
+        mapping.suites = annotation_suites(hr) or (list(rule.suites) if rule else [])
         return mapping
 
     async def _discover(
@@ -287,11 +259,18 @@ class JobRunner:
         except Exception as exc:
             if not isinstance(exc, SmokegateError):
                 log.exception("job %s: discovery for %s failed", job.id, job.release)
-            raise SetupError(f"discovery for {job.release} failed: {_describe(exc)}") from None
+            raise SetupError(f"discovery for {job.release} failed: {describe_error(exc)}") from None
         log.info("job %s: %s", job.id, discovery.summary())
         for note in discovery.notes:
             log.info("job %s: discovery: %s", job.id, note)
         return discovery
+
+    async def _configmap_suites(self) -> list[str]:
+        if not self.config.suites.config_maps.enabled or self.kube is None:
+            return []
+        if self._configmap_root is None:
+            self._configmap_root = Path(tempfile.mkdtemp(prefix="smokegate-configmap-suites-"))
+        return await configmap_suites(self.config, self.kube, self._configmap_root)
 
     # --- plan, run, report --------------------------------------------------------------------
 
@@ -337,52 +316,6 @@ class JobRunner:
             secrets=secrets,
             default_namespace=namespace,
         )
-
-    async def _configmap_suites(self) -> list[str]:
-        """Suites from ConfigMaps labelled ``smokegate.io/suite=true`` (every ``*.yaml``/``*.yml``
-        key), written to files named by their content's hash: a file is never rewritten, so runs
-        planning at the same time never read a half-written suite."""
-        cfg = self.config.suites.config_maps
-        if not cfg.enabled or self.kube is None:
-            return []
-        import hashlib
-        import tempfile
-
-        from smokegate.server.kubeobj import configmap_class, plain
-
-        if self._configmap_root is None:
-            self._configmap_root = Path(tempfile.mkdtemp(prefix="smokegate-configmap-suites-"))
-        namespaces = cfg.namespaces or self.config.kubernetes.namespaces or ["*"]
-        client = self.kube.client("default")
-        files: list[str] = []
-        try:
-            for ns in namespaces:
-                listing = client.api.list(
-                    configmap_class(), namespace=ns, labels={SUITE_CONFIGMAP_LABEL: "true"}
-                )
-                async for obj in listing:
-                    cm = plain(obj)
-                    meta = cm.get("metadata") or {}
-                    for key, text in sorted((cm.get("data") or {}).items()):
-                        if not key.endswith((".yaml", ".yml")):
-                            continue
-                        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-                        folder = self._configmap_root / digest
-                        # The file name says where the suite came from in file:line errors.
-                        path = (
-                            folder / f"configmap-{meta.get('namespace')}-{meta.get('name')}-{key}"
-                        )
-                        if not path.exists():
-                            folder.mkdir(parents=True, exist_ok=True)
-                            path.write_text(text, encoding="utf-8")
-                        files.append(str(path))
-        except Exception as exc:
-            from smokegate.kube.client import api_error
-
-            raise SetupError(str(api_error(exc, "listing suite ConfigMaps"))) from None
-        finally:
-            await client.close()
-        return files
 
     async def _execute(
         self,
@@ -500,54 +433,3 @@ def _discovery_context(discovery: Any) -> dict[str, Any]:
         "notChecked": [{"origin": n.origin, "reason": n.reason} for n in discovery.not_checked],
         "notes": list(discovery.notes),
     }
-
-
-def error_run(job: Job, message: str, started: float) -> NewRun:
-    """A run that could not start, as a report with one ``setup`` check that says why."""
-    from smokegate.engine.results import CheckResult, RunResult, Status
-
-    finished = time.time()
-    result = CheckResult(
-        id="smokegate/setup",
-        name="setup",
-        suite="smokegate",
-        kind="setup",
-        status=Status.ERROR,
-        source="smokegate serve",
-        started_at=started,
-        duration=finished - started,
-        message=message,
-        error_kind="config",
-    )
-    run = RunResult(
-        run_id=uuid.uuid4().hex[:12],
-        started_at=started,
-        finished_at=finished,
-        results=[result],
-        context={"trigger": job.trigger, "jobId": job.id, "release": {"revision": job.revision}},
-    )
-    return NewRun(
-        id=run.run_id,
-        release=job.release,
-        revision=job.revision,
-        trigger=job.trigger,
-        verdict=Verdict.ERROR,
-        started_at=started,
-        finished_at=finished,
-        counts=run.counts(),
-        report=run.to_dict(),
-        message=message[:2000],
-    )
-
-
-def _describe(exc: BaseException) -> str:
-    problems = getattr(exc, "problems", None)
-    if problems:
-        return "; ".join(str(p) for p in problems)
-    from smokegate.errors import SmokegateError
-
-    return (
-        str(exc)
-        if isinstance(exc, SmokegateError)
-        else f"internal error: {type(exc).__name__}: {exc}"
-    )

@@ -32,8 +32,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from smokegate.server.api import JSON, MAX_JSON_BODY, error, store_unavailable, valid_release
 from smokegate.server.hooks import HookError, read_body
+from smokegate.server.http import JSON, MAX_JSON_BODY, error, store_unavailable, valid_release
 from smokegate.server.state import ServerState, state_of
 from smokegate.store.base import JobState, RunSummary, Verdict
 

@@ -22,15 +22,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Column,
-    Double,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     and_,
     delete,
     event,
@@ -50,55 +41,18 @@ from smokegate.store.base import (
     NewRun,
     RunRecord,
     RunSummary,
-    Verdict,
 )
 from smokegate.store.migrations import migrate
-
-metadata = MetaData()
-
-jobs = Table(
-    "jobs",
+from smokegate.store.tables import (
+    SUMMARY_COLUMNS,
+    dump_json,
+    job_from_row,
+    jobs,
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("release", String(320), nullable=False),
-    Column("revision", String(255), nullable=False),
-    Column("trigger", String(32), nullable=False),
-    Column("nonce", String(64), nullable=False, server_default=""),
-    Column("state", String(16), nullable=False),
-    Column("payload", Text, nullable=False, server_default="{}"),
-    Column("created_at", Double, nullable=False),
-    Column("available_at", Double, nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("claimed_by", String(255)),
-    Column("lease_until", Double),
-    Column("run_id", String(64)),
-    UniqueConstraint("release", "revision", "trigger", "nonce", name="uq_jobs_trigger"),
-    Index("ix_jobs_state_id", "state", "id"),
+    run_row,
+    runs,
+    summary_from_row,
 )
-
-runs = Table(
-    "runs",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("job_id", Integer),
-    Column("release", String(320), nullable=False),
-    Column("revision", String(255), nullable=False),
-    Column("trigger", String(32), nullable=False),
-    Column("verdict", String(16), nullable=False),
-    Column("started_at", Double, nullable=False),
-    Column("finished_at", Double, nullable=False),
-    Column("passed", Integer, nullable=False, server_default="0"),
-    Column("failed", Integer, nullable=False, server_default="0"),
-    Column("errors", Integer, nullable=False, server_default="0"),
-    Column("skipped", Integer, nullable=False, server_default="0"),
-    Column("total", Integer, nullable=False, server_default="0"),
-    Column("message", Text, nullable=False, server_default=""),
-    Column("report", Text, nullable=False),
-    Index("ix_runs_release_finished", "release", "finished_at"),
-    Index("ix_runs_finished", "finished_at"),
-)
-
-_SUMMARY_COLUMNS = [c for c in runs.c if c.name != "report"]
 
 
 def async_url(url: str) -> str:
@@ -120,10 +74,6 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return url.split("://", 1)[0] + "://…"
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class SqlStore:
@@ -212,7 +162,7 @@ class SqlStore:
             "trigger": trigger,
             "nonce": nonce,
             "state": JobState.QUEUED.value,
-            "payload": _dumps(dict(payload or {})),
+            "payload": dump_json(dict(payload or {})),
             "created_at": now,
             "available_at": now,
             "attempts": 0,
@@ -264,7 +214,7 @@ class SqlStore:
         )
         async with self._write() as conn:
             row = (await conn.execute(stmt)).one_or_none()
-        return _job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     async def renew(self, job_id: int, worker: str, lease: float) -> bool:
         stmt = (
@@ -322,13 +272,13 @@ class SqlStore:
                     await conn.rollback()
                     return False
             if run is not None:
-                await conn.execute(runs.insert().values(**_run_row(job_id, run)))
+                await conn.execute(runs.insert().values(**run_row(job_id, run)))
         return True
 
     async def get_job(self, job_id: int) -> Job | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).one_or_none()
-        return _job(row) if row is not None else None
+        return job_from_row(row) if row is not None else None
 
     async def queue_depth(self) -> dict[str, int]:
         stmt = (
@@ -353,33 +303,33 @@ class SqlStore:
             )
             .label("rn")
         )
-        sub = select(*_SUMMARY_COLUMNS, rn).subquery()
+        sub = select(*SUMMARY_COLUMNS, rn).subquery()
         stmt = (
-            select(*[sub.c[c.name] for c in _SUMMARY_COLUMNS])
+            select(*[sub.c[c.name] for c in SUMMARY_COLUMNS])
             .where(sub.c.rn == 1)
             .order_by(sub.c.release, sub.c.finished_at.desc())
         )
         async with self.engine.connect() as conn:
-            return [_summary(r) for r in (await conn.execute(stmt)).all()]
+            return [summary_from_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def list_runs(
         self, release: str | None = None, *, revision: str | None = None, limit: int = 50
     ) -> list[RunSummary]:
-        stmt = select(*_SUMMARY_COLUMNS).order_by(runs.c.finished_at.desc(), runs.c.id.desc())
+        stmt = select(*SUMMARY_COLUMNS).order_by(runs.c.finished_at.desc(), runs.c.id.desc())
         if release is not None:
             stmt = stmt.where(runs.c.release == release)
         if revision is not None:
             stmt = stmt.where(runs.c.revision == revision)
         stmt = stmt.limit(max(1, min(limit, 1000)))
         async with self.engine.connect() as conn:
-            return [_summary(r) for r in (await conn.execute(stmt)).all()]
+            return [summary_from_row(r) for r in (await conn.execute(stmt)).all()]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(runs).where(runs.c.id == run_id))).one_or_none()
         if row is None:
             return None
-        return RunRecord(_summary(row), orjson.loads(row.report))
+        return RunRecord(summary_from_row(row), orjson.loads(row.report))
 
     async def prune(
         self, *, max_age: float | None, max_runs_per_release: int | None, now: float | None = None
@@ -411,65 +361,6 @@ class SqlStore:
                 res = await conn.execute(delete(runs).where(runs.c.id.in_(doomed)))
                 removed += res.rowcount or 0
         return removed
-
-
-def _run_row(job_id: int | None, run: NewRun) -> dict[str, Any]:
-    counts = run.counts
-    return {
-        "id": run.id,
-        "job_id": job_id,
-        "release": run.release,
-        "revision": run.revision,
-        "trigger": run.trigger,
-        "verdict": run.verdict.value,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "passed": int(counts.get("passed", 0)),
-        "failed": int(counts.get("failed", 0)),
-        "errors": int(counts.get("error", 0)),
-        "skipped": int(counts.get("skipped", 0)),
-        "total": int(counts.get("total", 0)),
-        "message": run.message,
-        "report": _dumps(run.report),
-    }
-
-
-def _job(row: Any) -> Job:
-    return Job(
-        id=int(row.id),
-        release=row.release,
-        revision=row.revision,
-        trigger=row.trigger,
-        nonce=row.nonce,
-        state=JobState(row.state),
-        created_at=row.created_at,
-        attempts=int(row.attempts),
-        payload=orjson.loads(row.payload or "{}"),
-        claimed_by=row.claimed_by,
-        lease_until=row.lease_until,
-        run_id=row.run_id,
-    )
-
-
-def _summary(row: Any) -> RunSummary:
-    return RunSummary(
-        id=row.id,
-        job_id=row.job_id,
-        release=row.release,
-        revision=row.revision,
-        trigger=row.trigger,
-        verdict=Verdict(row.verdict),
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        counts={
-            "passed": row.passed,
-            "failed": row.failed,
-            "error": row.errors,
-            "skipped": row.skipped,
-            "total": row.total,
-        },
-        message=row.message,
-    )
 
 
 def _check_sqlite_dir(url: str) -> None:

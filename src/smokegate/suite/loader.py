@@ -1,33 +1,42 @@
-"""From paths on disk to validated, interpolated ``Suite`` objects, or one ``SuiteError`` that
-lists every problem found (``file:line:col: message``), never just the first."""
+"""From parsed suites (``suite.parse``) to validated, interpolated ``Suite`` objects, or one
+``SuiteError`` that lists every problem found (``file:line:col: message``), never just the
+first: variables, matrices, reused blocks, ``needs``. ``parse_suites``/``find_suite_files`` are
+importable from here too (loading a suite is parsing then compiling it)."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
 from typing import Any
 
 from pydantic import ValidationError
 
-from smokegate.errors import MissingExtraError, Problem, SuiteError, UsageError
+from smokegate.errors import MissingExtraError, Problem, SuiteError
 from smokegate.suite.interpolate import Scope, UnresolvedVariable
 from smokegate.suite.model import (
     CheckCommon,
     RetryPolicy,
-    SuiteDoc,
     kind_model,
     kind_names,
     kind_of,
 )
-from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
+from smokegate.suite.parse import RawSuite, find_suite_files, parse_suites, problems_from
+from smokegate.suite.yamlpos import Document, Path
 
-SUITE_SUFFIXES = (".yaml", ".yml")
 # A matrix larger than this is almost certainly a typo (and would exhaust memory).
 MAX_MATRIX = 100_000
+
+__all__ = [
+    "CompileOptions",
+    "PlannedCheck",
+    "RawSuite",
+    "Suite",
+    "compile_suites",
+    "find_suite_files",
+    "parse_suites",
+]
 
 
 @dataclass(slots=True)
@@ -55,146 +64,6 @@ class Suite:
     checks: list[PlannedCheck]
     release: dict[str, Any] | None = None
     labels: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class RawSuite:
-    """A parsed, top-level-validated suite whose checks are not interpolated yet."""
-
-    doc: Document
-    model: SuiteDoc
-    path: Path  # where this document's data sits (always () today; kept for clarity)
-
-    @property
-    def name(self) -> str:
-        return self.model.metadata.name
-
-    @property
-    def base_dir(self) -> str:
-        return str(FsPath(self.doc.file).resolve().parent) if self.doc.file != "-" else os.getcwd()
-
-
-def find_suite_files(paths: Iterable[str]) -> list[str]:
-    files: list[str] = []
-    for p in paths:
-        if p == "-":
-            files.append(p)
-            continue
-        fp = FsPath(p)
-        if fp.is_dir():
-            found = sorted(
-                str(f) for f in fp.rglob("*") if f.suffix in SUITE_SUFFIXES and f.is_file()
-            )
-            if not found:
-                raise UsageError(f"{p}: directory contains no .yaml/.yml suite files")
-            files.extend(found)
-        elif fp.is_file():
-            files.append(str(fp))
-        else:
-            raise UsageError(f"{p}: no such file or directory")
-    if not files:
-        raise UsageError("no suite files given")
-    # The same file named twice (`suites/ suites/a.yaml`) is one suite, not a duplicate.
-    unique: dict[str, str] = {}
-    for f in files:
-        unique.setdefault(f if f == "-" else str(FsPath(f).resolve()), f)
-    return list(unique.values())
-
-
-def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list[RawSuite]:
-    """Read and structurally validate suite files. Collects all problems before raising."""
-    problems: list[Problem] = []
-    suites: list[RawSuite] = []
-    for file in find_suite_files(paths):
-        try:
-            text = (
-                (stdin_text if stdin_text is not None else sys.stdin.read())
-                if file == "-"
-                else (FsPath(file).read_text(encoding="utf-8"))
-            )
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(file, None, None, f"cannot read: {exc}"))
-            continue
-        try:
-            docs = load_documents(text, file)
-        except YamlSyntaxError as exc:
-            problems.extend(exc.problems)
-            continue
-        if not docs:
-            problems.append(Problem(file, None, None, "empty file: expected a smokegate Suite"))
-        for doc in docs:
-            suite = _validate_top(doc, problems)
-            if suite is not None:
-                suites.append(suite)
-    seen: dict[str, str] = {}
-    for s in suites:
-        if s.name in seen:
-            problems.append(
-                s.doc.problem(
-                    ("metadata", "name"),
-                    f"duplicate suite name {s.name!r} (also in {seen[s.name]})",
-                )
-            )
-        seen.setdefault(s.name, s.doc.file)
-    if problems:
-        raise SuiteError(problems)
-    return suites
-
-
-def _validate_top(doc: Document, problems: list[Problem]) -> RawSuite | None:
-    data = doc.data
-    if not isinstance(data, dict):
-        problems.append(doc.problem((), "expected a mapping with apiVersion: smokegate.io/v1"))
-        return None
-    if data.get("kind") not in (None, "Suite"):
-        problems.append(
-            doc.problem(("kind",), f"kind {data.get('kind')!r} is not a smokegate Suite")
-        )
-        return None
-    try:
-        model = SuiteDoc.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_problems_from(exc, doc, ()))
-        return None
-    return RawSuite(doc, model, ())
-
-
-def _problems_from(
-    exc: ValidationError, doc: Document, prefix: Path, *, tagged: bool = False
-) -> list[Problem]:
-    out = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        if tagged and loc and loc[0] in kind_names():
-            loc = loc[1:]  # drop the union tag pydantic puts first
-        etype = err["type"]
-        path = (*prefix, *loc)
-        key = False
-        if etype == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}" + _did_you_mean(doc, path)
-            key = True
-        elif etype == "missing":
-            message = f"missing required field {loc[-1]!r}"
-            path = path[:-1]
-        elif etype in ("union_tag_not_found", "union_tag_invalid"):
-            kinds = ", ".join(kind_names())
-            message = f"a check needs exactly one kind key ({kinds})"
-        else:
-            msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-            where = ".".join(str(p) for p in loc)
-            message = f"{where}: {msg}" if where else msg
-        out.append(doc.problem(path, message, key=key))
-    return out
-
-
-def _did_you_mean(doc: Document, path: Path) -> str:
-    import difflib
-
-    # The valid names are not in the error; offer close matches among known field names.
-    from smokegate.suite.model import all_field_names
-
-    close = difflib.get_close_matches(str(path[-1]), all_field_names(), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass
@@ -294,7 +163,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                     break
                 model: CheckCommon = kind_model(kind).model_validate(expanded, context=context)
             except ValidationError as exc:
-                problems.extend(_problems_from(exc, doc, path))
+                problems.extend(problems_from(exc, doc, path))
                 break
             if combo and reuse is None:
                 reuse = _reusable_blocks(entry, kind, model, set(combo))

@@ -14,17 +14,10 @@ from smokegate.engine.results import CheckResult, Status
 from smokegate.engine.select import Selection
 from smokegate.helm.release import HelmReleaseRecord, decode_release, encode_release
 from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
+from smokegate.helmtest.objects import RELEASE_LABEL, RUN_LABEL, LastRun, object_name
 from smokegate.helmtest.record import record_last_runs
-from smokegate.helmtest.runner import (
-    RELEASE_LABEL,
-    RUN_LABEL,
-    HelmTestRun,
-    LastRun,
-    container_states,
-    object_name,
-    pod_failure,
-    pod_progress,
-)
+from smokegate.helmtest.runner import HelmTestRun
+from smokegate.helmtest.status import container_states, pod_failure, pod_progress
 from smokegate.helmtest.target import HelmTestError, LoadedRelease, Target, split_target
 from smokegate.kube.client import KubeError
 
@@ -309,7 +302,7 @@ def test_suite_outcome_puts_failed_logs_last() -> None:
 async def test_resolutely_finishes_cleanup_despite_cancellation() -> None:
     import asyncio
 
-    from smokegate.helmtest.runner import resolutely
+    from smokegate.helmtest.cleanup import resolutely
 
     done: list[str] = []
 

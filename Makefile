@@ -27,9 +27,13 @@ deps:
 kube-env:
 	bash scripts/kube/ensure.sh
 
+# ruff, then the house rules: import layers and contracts (pyproject.toml [tool.importlinter]),
+# and the ast-based graph check (no circles, nothing imports smokegate.cli from below).
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports --no-cache pyproject.toml
+	$(BIN)/python scripts/import_graph.py --quiet
 
 # Screenshots and other evidence tests leave for people to look at (e.g. the dashboard).
 export SMOKEGATE_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
@@ -45,4 +49,4 @@ bench: $(VENV)/.dev deps
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache
+	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache .import_linter_cache

@@ -1,6 +1,7 @@
 """The import graph of src/smokegate, read from the source with ``ast`` (nothing is imported).
 
     python scripts/import_graph.py            # modules, longest modules, circles, imports into cli/
+    python scripts/import_graph.py --quiet    # only problems; exit 1 if any (make lint)
 
 Every ``import``/``from … import`` counts, wherever it stands (module top, inside a function,
 under ``TYPE_CHECKING``): a lazy import is still a dependency, and a circle through one is still a
@@ -145,10 +146,17 @@ def _sccs(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    """``--quiet``: print only what is wrong (for ``make lint``)."""
     graph = build()
     cycles = graph.cycles()
     into_cli = [(s, d) for s, d in graph.imports_into(FRONT_END) if s not in FRONT_END_IMPORTERS]
+    if "--quiet" in argv:
+        for c in cycles:
+            print("import circle: " + " <-> ".join(c))
+        for src, dst in into_cli:
+            print(f"{src} imports {dst}: nothing outside {FRONT_END} may")
+        return 1 if cycles or into_cli else 0
     print(f"modules: {len(graph.modules)}, lines: {sum(graph.lines.values())}")
     print(f"imports between them: {sum(len(d) for d in graph.edges.values())}")
     print("longest modules:")
@@ -166,4 +174,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

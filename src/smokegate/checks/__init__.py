@@ -1,8 +1,24 @@
-"""The registry of check kinds: one line per kind.
+"""The registry of check kinds: one line per kind, one module per kind.
 
-Adding a kind (say ``mongodb``) is one new module here with ``SPEC`` and ``run`` plus one line in
-``KINDS``; the engine and loader never name kinds. Kinds whose driver is an optional extra name it,
-so a suite using them without the driver fails at load time with the pip command to run.
+The contract of a kind module (worked example: docs/extending.md)::
+
+    SPEC: type[smokegate.checks.base.Spec]           # pydantic model of its YAML block
+    async def run(spec: SPEC, ctx: CheckContext) -> Outcome
+
+* ``run`` is one attempt; the engine owns retries, timeouts, ``needs``, fail-fast, concurrency.
+  Return ``passed(...)``/``failed(evidence)``; raise ``CheckFailed(message, kind=ErrorKind.…)``
+  for a failure it can name; anything else it raises is an *error* of the check, not a crash.
+* Everything it needs arrives in ``spec`` (interpolated) and ``ctx`` (redactor, ``--resolve``,
+  HTTP and Kubernetes clients, default namespace).
+* It may open connections and subprocesses (and must close them), read files its spec names,
+  add redacted ``details``. It may not print or log to the console, read flags or environment
+  variables, keep state between attempts, swallow ``asyncio.CancelledError``, or import
+  ``smokegate.cli``.
+
+Adding a kind (say ``mongodb``) is that module plus one line in ``KINDS``; the engine and loader
+never name kinds. Kinds whose driver is an optional extra name it, so a suite using them without
+the driver fails at load time with the pip command to run. This module imports nothing of
+smokegate (kinds are named by string and loaded on use): the suite loader may look kinds up here.
 """
 
 from __future__ import annotations

@@ -78,13 +78,16 @@ def test_import_linter_contracts_hold_and_fail_on_an_import_from_below(tmp_path:
     assert "Layers: cli > server" in out and "BROKEN" in out
     assert "smokegate.store.base -> smokegate.cli" in out
     # It ran on the copy, not the checkout.
-    assert str(copy / "src") in subprocess.run(
-        [sys.executable, "-c", "import smokegate; print(smokegate.__file__)"],
-        env={**os.environ, "PYTHONPATH": str(copy / "src")},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    assert (
+        str(copy / "src")
+        in subprocess.run(
+            [sys.executable, "-c", "import smokegate; print(smokegate.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(copy / "src")},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 def test_examples_demo_is_the_bundled_demo_suite() -> None:

@@ -28,8 +28,8 @@ kube-env:
 	bash scripts/kube/ensure.sh
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench ci
+	$(BIN)/ruff format --check src tests bench ci
 
 # Screenshots and other evidence tests leave for people to look at (e.g. the dashboard).
 export SMOKEGATE_ARTIFACTS_DIR ?= $(CURDIR)/artifacts

@@ -7,6 +7,11 @@
   be installed at once.
 - ``kube_namespace`` (function): a fresh namespace, deleted afterwards.
 - ``kubeconfig``: the admin kubeconfig's path (from tests/kube/fixtures_flux.py).
+- ``nginx`` (module): a real nginx, the target of tests/ci/scenario.py's suite.
+- ``release``: HelmRelease podinfo in ``kube_namespace``, Ready at 6.6.2 as helm-controller
+  leaves it (status written by the test), and the Secret ``api`` a check reads: (namespace,
+  the Secret's value).
+- ``workspace``: a checkout holding the suite at smoke/podinfo.yaml.
 """
 
 from __future__ import annotations
@@ -19,11 +24,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci.scenario import SUITE
+from tests.servers.nginx import NginxServer
+
 KUBE_TESTS = Path(__file__).resolve().parents[1] / "kube"
 if str(KUBE_TESTS) not in sys.path:
     sys.path.insert(0, str(KUBE_TESTS))
 
-from fixtures_flux import kubeconfig_fixture  # noqa: E402, F401  (a fixture, used by name)
+from fixtures_flux import (  # noqa: E402
+    apply,
+    helmrelease,
+    kubeconfig_fixture,  # noqa: F401  (a fixture, used by name)
+    patch_status,
+    status_ready,
+)
 from kubeenv import KubeEnv, ensure_binaries  # noqa: E402
 
 CRD_DIR = KUBE_TESTS / "crds"
@@ -59,3 +73,30 @@ def kube_namespace(kube_env: KubeEnv, request: pytest.FixtureRequest) -> Iterato
     yield name
     # No namespace controller runs: --wait=false keeps teardown from hanging on `Terminating`.
     kube_env.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def nginx() -> Iterator[NginxServer]:
+    with NginxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def release(kube_env: KubeEnv, kube_namespace: str) -> Iterator[tuple[str, str]]:
+    ns = kube_namespace
+    hr = apply(kube_env, helmrelease("podinfo", ns))
+    assert hr["metadata"]["generation"] == 1
+    patch_status(kube_env, "hr", "podinfo", ns, status_ready("podinfo", ns, 1, "6.6.2"))
+    token = "tok-" + secrets.token_hex(12)
+    kube_env.kubectl(
+        "create", "secret", "generic", "api", "-n", ns, f"--from-literal=token={token}"
+    )
+    yield ns, token
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "workspace"
+    (ws / "smoke").mkdir(parents=True)
+    (ws / "smoke" / "podinfo.yaml").write_text(SUITE)
+    return ws

@@ -12,93 +12,22 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from fixtures_flux import apply, helmrelease, patch_status, status_ready
+from fixtures_flux import apply, helmrelease
 from kubeenv import KubeEnv
 
 from tests.ci import actions
+from tests.ci.scenario import SUITE, line_of
 from tests.servers.nginx import NginxServer
 
 sys.path.insert(0, str(actions.SCRIPT.parent))
 import smokegate_action
 
 SMOKEGATE = str(Path(sys.executable).parent / "smokegate")
-
-SUITE = """\
-apiVersion: smokegate.io/v1
-kind: Suite
-metadata:
-  name: podinfo-smoke
-spec:
-  vars:
-    base: http://127.0.0.1:1
-    expectedVersion: "1.2.3"
-    probePattern: "^tok-[0-9a-f]{24}$"
-  checks:
-    - name: status-json
-      http:
-        url: "${base}/json"
-        expect:
-          status: 200
-          json: {"$.status": ok}
-
-    - name: release-ready
-      kube:
-        ready: {kind: HelmRelease, name: "${release.name}"}
-
-    - name: version
-      http:
-        url: "${base}/json"
-        expect:
-          json: {"$.version": "${expectedVersion}"}
-
-    - name: api-key-echo
-      http:
-        url: "${base}/headers"
-        headers: {X-Custom: "${secret:api/token}"}
-        expect:
-          json: {"$.x_custom": {regex: "${probePattern}"}}
-"""
-
-
-def line_of(text: str, needle: str) -> int:
-    (number,) = [i for i, line in enumerate(text.splitlines(), 1) if line.strip() == needle]
-    return number
-
-
-@pytest.fixture(scope="module")
-def nginx() -> Iterator[NginxServer]:
-    with NginxServer() as server:
-        yield server
-
-
-@pytest.fixture
-def release(kube_env: KubeEnv, kube_namespace: str) -> Iterator[tuple[str, str]]:
-    """podinfo, Ready at 6.6.2 as helm-controller leaves it, plus the Secret a check reads."""
-    ns = kube_namespace
-    hr = apply(kube_env, helmrelease("podinfo", ns))
-    assert hr["metadata"]["generation"] == 1
-    patch_status(kube_env, "hr", "podinfo", ns, status_ready("podinfo", ns, 1, "6.6.2"))
-    token = "tok-" + secrets.token_hex(12)
-    kube_env.kubectl(
-        "create", "secret", "generic", "api", "-n", ns, f"--from-literal=token={token}"
-    )
-    yield ns, token
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "workspace"
-    (ws / "smoke").mkdir(parents=True)
-    (ws / "smoke" / "podinfo.yaml").write_text(SUITE)
-    return ws
 
 
 def run_action(inputs: dict[str, str], workspace: Path, tmp_path: Path) -> actions.StepRun:

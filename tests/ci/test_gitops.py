@@ -210,3 +210,21 @@ def test_the_example_workflow_matches_githubs_schema() -> None:
     action_inputs = set(yaml.safe_load((REPO / "action.yml").read_text())["inputs"])
     assert set(gate["with"]) <= action_inputs
     assert gate["with"]["suite"] == "examples/gitops/smokegate/suites/"
+
+
+def test_the_upstream_crds_are_v1_and_established(kube_env: KubeEnv) -> None:
+    """Flux's CRDs are apiextensions.k8s.io/v1 and the v1.20 apiserver serves them; Argo's
+    minimal CRD is the v1beta1 exception (tests/kube/crds/README.md)."""
+    for path in sorted(manifests.CRD_DIR.glob("*.yaml")):
+        (crd,) = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        expected = (
+            "apiextensions.k8s.io/v1beta1"
+            if "argoproj" in path.name
+            else ("apiextensions.k8s.io/v1")
+        )
+        assert crd["apiVersion"] == expected, path.name
+        served = kube_env.kubectl_json("get", "crd", crd["metadata"]["name"])
+        conditions = {c["type"]: c["status"] for c in served["status"]["conditions"]}
+        assert conditions["Established"] == "True", path.name
+        if "argoproj" not in path.name:  # no schema at all is "non-structural", by design
+            assert conditions.get("NonStructuralSchema") != "True", path.name

@@ -30,8 +30,8 @@ kube-env:
 # ruff, then the house rules: import layers and contracts (pyproject.toml [tool.importlinter]),
 # and the ast-based graph check (no circles, nothing imports smokegate.cli from below).
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts ci
+	$(BIN)/ruff format --check src tests bench scripts ci
 	$(BIN)/lint-imports --no-cache pyproject.toml
 	$(BIN)/python scripts/import_graph.py --quiet
 

@@ -304,6 +304,17 @@ def expected_checks(ns: str, *, grpc: bool = True) -> list[dict]:
                 "expect": {"status": "200-399"},
             },
         },
+        # The same request, but failureThreshold 5: its own check, with its own budget.
+        {
+            "name": "ingress-nginx-controller-liveness",
+            "tags": ["discovered", "probe"],
+            "timeout": "1s",
+            "retry": {"attempts": 5, "interval": "10s", "within": "50s"},
+            "http": {
+                "url": f"http://ingress-nginx-controller-metrics.{ns}.{svc}:10254/healthz",
+                "expect": {"status": "200-399"},
+            },
+        },
         {
             "name": "dashboard-oauth2-proxy-readiness",
             "tags": ["discovered", "probe"],
@@ -314,14 +325,26 @@ def expected_checks(ns: str, *, grpc: bool = True) -> list[dict]:
                 "expect": {"status": "200-399"},
             },
         },
-        {
-            "name": "redis-master-readiness",
-            "tags": ["discovered", "probe"],
-            "timeout": "2s",
-            "retry": {"attempts": 5, "interval": "5s", "within": "25s"},
-            "tcp": {"host": f"redis-master.{ns}.{svc}", "port": 6379},
-        },
     ]
+    # Readiness and liveness differ in timeoutSeconds: two checks. Each goes through both
+    # Services exposing port 6379: the proxied one (plain name), then the headless one.
+    for probe, timeout in (("readiness", "2s"), ("liveness", "5s")):
+        for name, host in (
+            (f"redis-master-{probe}", f"redis-master.{ns}.{svc}"),
+            (
+                f"redis-master-{probe}[service=redis-headless:tcp-redis]",
+                f"redis-headless.{ns}.{svc}",
+            ),
+        ):
+            checks.append(
+                {
+                    "name": name,
+                    "tags": ["discovered", "probe"],
+                    "timeout": timeout,
+                    "retry": {"attempts": 5, "interval": "5s", "within": "25s"},
+                    "tcp": {"host": host, "port": 6379},
+                }
+            )
     if grpc:
         checks += [
             {
@@ -347,7 +370,6 @@ def expected_checks(ns: str, *, grpc: bool = True) -> list[dict]:
             f"ingress-nginx-controller-admission.{ns}.{svc}",
             443,
         ),
-        _tcp("redis-headless-port-tcp-redis", f"redis-headless.{ns}.{svc}", 6379),
     ]
     if grpc:
         checks.append(_tcp("greeter-port-metrics", f"greeter.{ns}.{svc}", 9102))

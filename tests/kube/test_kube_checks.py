@@ -81,10 +81,14 @@ def test_deployment_readiness_says_why(
     ], evidence
     assert f"deployment {ns}/web: expected ready, got 2/3 replicas updated" in r.out
 
+    # Counts met: kstatus also wants the controller's conditions (deploymentConditions; the API
+    # server defaults progressDeadlineSeconds to 600, so Progressing is maintained).
     patch_status(
         kube_env, "deployment", "web", ns,
         {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3,
-         "availableReplicas": 3},
+         "availableReplicas": 3, "conditions": [
+             cond("Available", "True", "MinimumReplicasAvailable"),
+             cond("Progressing", "True", "NewReplicaSetAvailable")]},
     )  # fmt: skip
     r, res = run_suite(tmp_path, kubeconfig, ns, checks)
     assert r.code == 0, r.text

@@ -18,6 +18,7 @@ import pytest
 from fixtures_flux import (
     REPO,
     apply,
+    cond,
     events_for,
     helmrelease,
     patch_status,
@@ -61,7 +62,9 @@ def _workloads(env: KubeEnv, ns: str) -> None:
     patch_status(
         env, "deployment", "web", ns,
         {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-         "availableReplicas": 1},
+         "availableReplicas": 1, "conditions": [
+             cond("Available", "True", "MinimumReplicasAvailable"),
+             cond("Progressing", "True", "NewReplicaSetAvailable")]},
     )  # fmt: skip
     env.kubectl(
         "create", "secret", "generic", "db", "-n", ns,

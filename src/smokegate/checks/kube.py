@@ -8,6 +8,9 @@ ConfigMap holds (keys, and values matching a regex; values are never shown).
     - name: certificate-issued
       kube:
         ready: {apiVersion: cert-manager.io/v1, kind: Certificate, name: web}
+    - name: public-address
+      kube:
+        ready: {kind: Service, name: web, waitForLoadBalancer: true}  # external IP too
     - name: db-credentials
       kube:
         secret: {name: db, keys: [username], values: {password: '^.{16,}$'}}
@@ -55,6 +58,22 @@ class ObjectRef(Spec):
     """Default: the run's namespace (`-n`, or the release's under `gate`)."""
 
 
+class ReadyRef(ObjectRef):
+    """The object to wait for, and how strictly."""
+
+    wait_for_load_balancer: bool = False
+    """Service of type LoadBalancer: also wait for `status.loadBalancer.ingress` (an external
+    address from the cloud controller). Default: kstatus' rule, the cluster IP is enough."""
+
+    @model_validator(mode="after")
+    def _load_balancer_is_a_service(self) -> ReadyRef:
+        if self.wait_for_load_balancer and self.kind.lower() != "service":
+            raise ValueError(
+                f"waitForLoadBalancer applies to kind Service only (this is kind {self.kind})"
+            )
+        return self
+
+
 class DataExpect(Spec):
     """A Secret or ConfigMap: it exists, has these keys, and values match these regexes."""
 
@@ -79,7 +98,7 @@ class DataExpect(Spec):
 class KubeSpec(Spec):
     """Ask the Kubernetes API about one object. Give exactly one of the fields."""
 
-    ready: ObjectRef | None = None
+    ready: ReadyRef | None = None
     """The object exists and is ready (kstatus rules)."""
     exists: ObjectRef | None = None
     absent: ObjectRef | None = None
@@ -130,19 +149,19 @@ async def run(spec: KubeSpec, ctx: CheckContext) -> Outcome:
         raise _failed(exc) from None
 
 
-def object_readiness(obj: dict[str, Any]) -> Any:
+def object_readiness(obj: dict[str, Any], *, wait_for_load_balancer: bool = False) -> Any:
     """``ready: true``: kstatus rules (``kube.readiness``) plus Flux's for its kinds."""
     from smokegate.flux.helmrelease import READINESS_RULES
     from smokegate.kube.readiness import evaluate
 
-    return evaluate(obj, READINESS_RULES)
+    return evaluate(obj, READINESS_RULES, wait_for_load_balancer=wait_for_load_balancer)
 
 
-async def _ready(client: Any, ref: ObjectRef, ctx: CheckContext) -> Outcome:
+async def _ready(client: Any, ref: ReadyRef, ctx: CheckContext) -> Outcome:
     rt = await client.resolve(ref.api_version, ref.kind)
     ns = _namespace(ref.namespace, ctx) or client.namespace
     obj = await client.get(rt, ref.name, ns)
-    state = object_readiness(obj)
+    state = object_readiness(obj, wait_for_load_balancer=ref.wait_for_load_balancer)
     what = rt.describe(ref.name, ns)
     if state.ready:
         return passed(f"{what}: {state.summary}")

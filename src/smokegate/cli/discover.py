@@ -51,9 +51,10 @@ def add_discover_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="derive a smoke suite from a release's probes, Services and Ingresses",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Derive a suite from what the release already tells Kubernetes:\n"
-        "  - each container probe (httpGet, tcpSocket, grpc) becomes a check through the\n"
-        "    Service exposing its port, with the probe's own timeout and retry budget;\n"
-        "  - each Service port no probe covers becomes a TCP connect check;\n"
+        "  - each container probe (httpGet, tcpSocket, grpc) becomes a check through each\n"
+        "    Service port exposing it, with the probe's own timeout and retry budget;\n"
+        "  - each Service port no probe covers, that a pod of the release can serve,\n"
+        "    becomes a TCP connect check;\n"
         "  - each Ingress host/path becomes an HTTP(S) check.\n"
         "exec probes and probes that cannot be reached are listed with the reason.\n"
         "Objects come from the Helm release Secret of the HelmRelease (its manifest), else\n"

@@ -2,12 +2,16 @@
 came from.
 
 * Every probe of every Deployment/StatefulSet/DaemonSet container becomes an ``http``, ``tcp``
-  or ``grpc`` check that goes through the Service selecting those pods and exposing the probed
+  or ``grpc`` check through *each* Service port that selects those pods and exposes the probed
   port (ClusterIP Services are proxied: the Service port; headless ones are not: the container
-  port behind the Service name). A probe with ``httpGet.host`` goes to that host. ``exec``
-  probes, probes whose port does not resolve and probes no Service exposes are listed as not
-  checked, with the reason, never dropped silently.
-* Every Service port no probe check went through becomes a ``tcp`` connect check.
+  port behind the Service name), so every path a client can take is verified. ``exec`` probes,
+  probes whose port does not resolve, probes with an explicit ``host`` (the kubelet dials it
+  from the node) and probes no Service exposes are listed as not checked, with the reason,
+  never dropped silently.
+* Every Service port no probe check went through becomes a ``tcp`` connect check, when a pod
+  of the release can serve it (``FindPort``); one no pod can serve (no selector, a selector
+  matching no pod template, a named ``targetPort`` no container declares) is listed as not
+  checked, with the reason.
 * Every Ingress host and path becomes an ``http`` check (``https`` when a ``tls`` entry covers
   the host).
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from smokegate.discover.objects import Ingress, IngressPath, Objects, Service, ServicePort, Workload
-from smokegate.discover.ports import service_target
+from smokegate.discover.ports import service_target, unserved_target
 from smokegate.discover.probes import Probe, workload_probes
 
 if TYPE_CHECKING:
@@ -210,17 +214,30 @@ class _Builder:
             return
         w = probe.workload
         if probe.host and probe.handler in ("httpGet", "tcpSocket"):
-            # The kubelet connects to the given host, not the pod: so do we.
-            self.add(self._probe_check(probe, probe.host, probe.port, f"probe host {probe.host}"))
+            # pkg/probe/http/request.go (and the kubelet's TCP prober): the host, else the pod
+            # IP, dialled from the node. From anywhere else that address is another machine.
+            self.skipped.append(
+                NotChecked(
+                    origin,
+                    f"{probe.handler}.host {probe.host!r}: the kubelet connects to it from the "
+                    "pod's node; from anywhere else it is another address (a loopback host "
+                    "would be smokegate itself), so it cannot be checked from outside the node",
+                )
+            )
             return
-        route = self._service_for(w, probe.port)
-        if route is not None:
-            svc, sp, port = route
+        routes = self._routes(w, probe.port)
+        for i, (svc, sp, port) in enumerate(routes):
             self.covered.add((svc.namespace, svc.name, sp.port))
             target = f"{sp.port} -> container port {probe.port}"
             how = "headless, not proxied: the container port" if svc.headless else target
             via = f"via Service {svc.name} port {sp.label} ({how})"
-            self.add(self._probe_check(probe, self.dns(svc), port, via))
+            check = self._probe_check(probe, self.dns(svc), port, via)
+            if i:
+                # The first route (proxied before headless, manifest order) keeps the plain
+                # name; every other one says which Service port it goes through.
+                check.name = f"{check.name}[service={svc.name}:{sp.label}]"
+            self.add(check)
+        if routes:
             return
         reason = f"no Service selects the pods of {w.ref} and exposes container port {probe.port}"
         if self.options.via != "pods":
@@ -240,9 +257,10 @@ class _Builder:
             check.name = f"{check.name}[pod={pod.name}]"
             self.add(check)
 
-    def _service_for(self, w: Workload, port: int) -> tuple[Service, ServicePort, int] | None:
-        """The Service that carries traffic to ``port`` of ``w``'s pods: proxied (ClusterIP)
-        Services first, then headless ones, each in manifest order."""
+    def _routes(self, w: Workload, port: int) -> list[tuple[Service, ServicePort, int]]:
+        """Every Service port that carries traffic to ``port`` of ``w``'s pods, with the port a
+        client connects to: proxied (ClusterIP) Services first, then headless ones, each in
+        manifest order."""
         found: list[tuple[Service, ServicePort, int]] = []
         for svc in self.objects.services:
             if not svc.selects(w) or svc.type == "ExternalName":
@@ -254,7 +272,7 @@ class _Builder:
                 if target is not None and target.port == port:
                     found.append((svc, sp, port if svc.headless else sp.port))
         found.sort(key=lambda f: f[0].headless)
-        return found[0] if found else None
+        return found
 
     def _probe_check(self, probe: Probe, host: str, port: int, via: str) -> DiscoveredCheck:
         w, c = probe.workload, probe.container
@@ -305,38 +323,20 @@ class _Builder:
         if sp.protocol != "TCP":
             self.skipped.append(NotChecked(origin, f"{sp.protocol} port: only TCP is checked"))
             return
+        unserved = self._unserved(svc, sp)
+        if unserved is not None:
+            self.skipped.append(NotChecked(origin, f"{unserved}: no pod of the release serves it"))
+            return
         selected = [w for w in self.objects.workloads if svc.selects(w)]
         targets = {t.port for w in selected if (t := service_target(w, sp)) is not None}
-        notes: list[str] = []
-        if not svc.selector:
-            notes.append("no selector: its endpoints are managed outside the release")
-        elif not selected:
-            notes.append("its selector matches no workload of this release")
-        elif not targets:
-            notes.append(
-                f"warning: targetPort {sp.target_port!r} matches no container port (name and "
-                f"protocol) of {', '.join(w.ref for w in selected)}: no endpoints will serve it"
-            )
         if svc.headless:
             # Not proxied: clients connect to the container port on the pod IPs the name
             # resolves to.
-            if not targets:
-                declared = sp.port if sp.target_port is None else sp.target_port
-                if not isinstance(declared, int):
-                    self.skipped.append(
-                        NotChecked(
-                            origin,
-                            f"headless Service with targetPort {declared!r} that matches no "
-                            "container port of a workload in this release",
-                        )
-                    )
-                    return
-                targets = {declared}
             ports = sorted(targets)
             how = "headless, not proxied: the container port"
         else:
             ports = [sp.port]
-            how = f"{sp.port} -> container port {', '.join(map(str, sorted(targets))) or '?'}"
+            how = f"{sp.port} -> container port {', '.join(map(str, sorted(targets)))}"
         for port in ports:
             host = self.dns(svc)
             suffix = sp.label if len(ports) == 1 else f"{sp.label}-{port}"
@@ -349,9 +349,36 @@ class _Builder:
                     f"no probe covers it; TCP connect ({how})",
                     [DISCOVERED_TAG, "service"],
                     (host, port),
-                    notes=notes,
                 )
             )
+
+    def _unserved(self, svc: Service, sp: ServicePort) -> str | None:
+        """Why no pod of the release can serve this Service port, or None when one can: the
+        EndpointSlice controller's view (pods selected in the Service's namespace, FindPort on
+        each)."""
+        if not svc.selector:
+            return (
+                "no selector: Kubernetes manages no endpoints for it (they are written by hand "
+                "or by another controller)"
+            )
+        selected = [w for w in self.objects.workloads if svc.selects(w)]
+        if not selected:
+            labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
+            elsewhere = [
+                w
+                for w in self.objects.workloads
+                if all(w.pod_labels.get(k) == v for k, v in svc.selector.items())
+            ]
+            if elsewhere:
+                found = ", ".join(f"{w.ref} in namespace {w.namespace}" for w in elsewhere)
+                return (
+                    f"it is in namespace {svc.namespace}, and a Service selects pods of its own "
+                    f"namespace only; its selector {labels} matches {found}"
+                )
+            return f"its selector {labels} matches the pod template of no workload"
+        if any(service_target(w, sp) is not None for w in selected):
+            return None
+        return "; ".join(unserved_target(w, sp) for w in selected)
 
     # --- Ingresses -------------------------------------------------------------------------
 

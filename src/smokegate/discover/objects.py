@@ -49,6 +49,9 @@ class Workload:
     """Native sidecar init containers, in order (plain init containers never serve)."""
     selector: Mapping[str, str] = field(default_factory=dict)
     """``spec.selector.matchLabels`` (finds the pods with ``--via pods``)."""
+    init_containers: tuple[Container, ...] = ()
+    """Plain init containers (they run to completion first and never serve): only read to say
+    why a Service port naming one of their ports has no endpoint."""
 
     @property
     def ref(self) -> str:
@@ -438,13 +441,14 @@ def _workload(kind: str, name: str, ns: str, spec: Mapping[str, Any]) -> Workloa
     )
     pod_at = "spec.template.spec"
     containers = tuple(_container(c, at) for at, c in _maps(pod, "containers", pod_at))
-    sidecars = tuple(
-        _container(c, at, sidecar=True)
+    init = [
+        (at, c, _text(c, "restartPolicy", at) == "Always")
         for at, c in _maps(pod, "initContainers", pod_at)
-        if _text(c, "restartPolicy", at) == "Always"
-    )
+    ]
+    sidecars = tuple(_container(c, at, sidecar=True) for at, c, always in init if always)
+    plain = tuple(_container(c, at) for at, c, always in init if not always)
     selector = _labels(_map(spec, "selector", "spec"), "matchLabels", "spec.selector")
-    return Workload(kind, name, ns, labels, containers, sidecars, selector)
+    return Workload(kind, name, ns, labels, containers, sidecars, selector, plain)
 
 
 def _service(name: str, ns: str, spec: Mapping[str, Any]) -> Service:

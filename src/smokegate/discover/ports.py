@@ -76,3 +76,34 @@ def service_target(workload: Workload, sp: ServicePort) -> Target | None:
             if p.name == target and p.protocol == sp.protocol:
                 return Target(p.port, c.name)
     return None
+
+
+def unserved_target(workload: Workload, sp: ServicePort) -> str:
+    """Why a named ``targetPort`` (``service_target`` gave None) reaches no port of ``workload``'s
+    pods, in FindPort's terms."""
+    name = sp.target_port
+    other_protocol = [
+        f"{p.protocol} port of container {c.name!r}"
+        for c in workload.all_containers
+        for p in c.ports
+        if p.name == name
+    ]
+    if other_protocol:
+        return (
+            f"targetPort {name!r} names a {', '.join(other_protocol)} of {workload.ref}, not a "
+            f"{sp.protocol} one (FindPort needs the name and the protocol to match)"
+        )
+    init_only = [c.name for c in workload.init_containers for p in c.ports if p.name == name]
+    if init_only:
+        return (
+            f"targetPort {name!r} is declared only by init container {init_only[0]!r} of "
+            f"{workload.ref}, which runs to completion before the pod serves (FindPort looks "
+            "in the containers and restartPolicy: Always sidecars only)"
+        )
+    declared = ", ".join(
+        f"{p.name}={p.port}" for c in workload.all_containers for p in c.ports if p.name
+    )
+    return (
+        f"targetPort {name!r} is not a container port name of {workload.ref} "
+        f"(its named ports: {declared or 'none'})"
+    )

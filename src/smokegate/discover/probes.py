@@ -1,16 +1,20 @@
 """Container probes, read the way the kubelet reads them.
 
-Each container's probes are grouped by what they do: a readiness and a liveness probe that
-both ``GET /healthz`` on port 10254 (ingress-nginx, and most charts) are one check, not two.
-The check keeps the budget of the first probe in ``PROBE_FIELDS`` order (readiness, startup,
-liveness): readiness is the promise "this pod serves within that budget".
+Each container's probes are merged only when they would make the very same check: the same
+request (after the API server's defaults: ``SetDefaults_HTTPGetAction`` path ``/`` and scheme
+``HTTP``; a named port and its number are the same port) *and* the same budget
+(``timeoutSeconds``, ``periodSeconds``, ``failureThreshold`` after ``SetDefaults_Probe``). A
+readiness and a liveness probe that both ``GET /healthz`` with default timing (``helm create``)
+are one check, named after the first field in ``PROBE_FIELDS`` order (readiness, startup,
+liveness); the same request with a different ``failureThreshold`` (ingress-nginx) is two
+checks, each with its own budget.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from smokegate.discover.objects import PROBE_FIELDS, Container, Workload
@@ -81,6 +85,22 @@ class Probe:
     def short(self) -> str:
         return self.fields[0].removesuffix("Probe")
 
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        """Everything the derived check is made of (not where it came from): probes with the
+        same identity are one check."""
+        port = self.port if self.port is not None else str(self.action.get("port"))
+        request: tuple[Any, ...] = (self.handler, port)
+        if self.handler == "httpGet":
+            request += (self.scheme, self.path, self.host, tuple(sorted(self.headers.items())))
+        elif self.handler == "tcpSocket":
+            request += (self.host,)
+        elif self.handler == "grpc":
+            request += (self.grpc_service,)
+        elif self.handler == "exec":
+            request += (self.command,)
+        return (*request, self.budget)
+
     # httpGet
     @property
     def scheme(self) -> str:
@@ -117,12 +137,6 @@ class Probe:
         return shlex.join(str(a) for a in self.action.get("command") or ())
 
 
-@dataclass(slots=True)
-class _Group:
-    fields: list[str] = field(default_factory=list)
-    probe: Mapping[str, Any] = field(default_factory=dict)
-
-
 def _handler(probe: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     for h in HANDLERS:
         if isinstance(probe.get(h), Mapping):
@@ -130,40 +144,30 @@ def _handler(probe: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return "", {}
 
 
-def _identity(handler: str, action: Mapping[str, Any]) -> str:
-    # Probes that send the same request are the same check, whatever their timing.
-    import json
-
-    return handler + json.dumps(action, sort_keys=True, default=str)
+def _probe(workload: Workload, container: Container, name: str, spec: Mapping[str, Any]) -> Probe:
+    handler, action = _handler(spec)
+    port: int | None = None
+    error: str | None = None
+    if handler == "grpc" and not isinstance(action.get("port"), int):
+        # API validation: gRPC probes take a number; named ports are not supported.
+        error = f"grpc probe port {action.get('port')!r} is not a number (named ports are "
+        error += "not supported for gRPC probes)"
+    elif handler in ("httpGet", "tcpSocket", "grpc"):
+        try:
+            port = resolve_probe_port(container, action.get("port"), name)
+        except PortError as exc:
+            error = str(exc)
+    return Probe(workload, container, (name,), handler, action, Budget.of(spec), port, error)
 
 
 def container_probes(workload: Workload, container: Container) -> list[Probe]:
-    groups: dict[str, _Group] = {}
+    groups: dict[tuple[Any, ...], list[Probe]] = {}
     for f in PROBE_FIELDS:
-        probe = container.probes.get(f)
-        if probe is None:
-            continue
-        group = groups.setdefault(_identity(*_handler(probe)), _Group(probe=probe))
-        group.fields.append(f)
-    out = []
-    for group in groups.values():
-        handler, action = _handler(group.probe)
-        fields = tuple(group.fields)
-        port: int | None = None
-        error: str | None = None
-        if handler == "grpc" and not isinstance(action.get("port"), int):
-            # API validation: gRPC probes take a number; named ports are not supported.
-            error = f"grpc probe port {action.get('port')!r} is not a number (named ports are "
-            error += "not supported for gRPC probes)"
-        elif handler in ("httpGet", "tcpSocket", "grpc"):
-            try:
-                port = resolve_probe_port(container, action.get("port"), fields[0])
-            except PortError as exc:
-                error = str(exc)
-        out.append(
-            Probe(workload, container, fields, handler, action, Budget.of(group.probe), port, error)
-        )
-    return out
+        spec = container.probes.get(f)
+        if spec is not None:
+            probe = _probe(workload, container, f, spec)
+            groups.setdefault(probe.identity, []).append(probe)
+    return [replace(same[0], fields=tuple(p.fields[0] for p in same)) for same in groups.values()]
 
 
 def workload_probes(workload: Workload) -> list[Probe]:

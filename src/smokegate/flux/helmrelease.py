@@ -13,7 +13,8 @@ too. ``Ready`` is ``Unknown`` while an install/upgrade runs and ``Reconciling=Tr
 for as long as work (Helm tests included) is in progress. ``Stalled=True`` (reason
 ``RetriesExceeded``) means Flux gave up. The deployed chart version is
 ``status.history[0].chartVersion`` (newest snapshot first), else ``lastAttemptedRevision``,
-as ``flux get hr`` shows it.
+as ``flux get hr`` shows it. A ``metadata.deletionTimestamp`` makes it Terminating (kstatus),
+never ready, before any condition is read.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ def evaluate(
     ``accept_test_failure``: a release that deployed but whose Helm tests failed counts as
     reconciled (the gate reports the tests itself)."""
     meta, spec, status = hr.get("metadata") or {}, hr.get("spec") or {}, hr.get("status") or {}
+    if meta.get("deletionTimestamp"):
+        # kstatus checkGenericProperties: Terminating before any other rule, whatever Ready
+        # says. Not terminal: Flux may create it again (a Kustomization re-applying it).
+        summary = (
+            "Terminating: scheduled for deletion "
+            f"(metadata.deletionTimestamp {meta['deletionTimestamp']})"
+        )
+        return ReleaseState(False, summary, False, "Terminating", None)
     conds = conditions(hr)
     generation = meta.get("generation")
     observed = status.get("observedGeneration")

@@ -411,11 +411,12 @@ def test_end_to_end_discovered_checks_pass_then_fail(
         ok = run_cli("run", str(suite))
         assert ok.code == 0, ok.text
         assert "2 passed" in ok.text, ok.text
-        # 3. `run --discover` (as smokegate.cli wires it), merged with a user suite
+        # 3. `run --discover` (as smokegate.cli wires it), merged with a user suite. The probe goes
+        # through both Services (one check per route); the user's check replaces the second.
         user = write_suite(
             tmp_path,
             f"""
-            - name: web-direct-port-direct
+            - name: web-readiness[service=web-direct:direct]
               tcp: {{host: 127.0.0.1, port: {port}}}
             - name: mine
               http: {{url: "http://127.0.0.1:{port}/healthz"}}
@@ -434,9 +435,10 @@ def test_end_to_end_discovered_checks_pass_then_fail(
             str(user),
         )
         assert wired.returncode == 0, wired.stdout + wired.stderr
-        assert "mine/web-direct-port-direct" in wired.stdout
+        assert "mine/web-readiness[service=web-direct:direct]" in wired.stdout
         assert "discovered-web/web-readiness" in wired.stdout
-        assert "discovered-web/web-direct-port-direct" not in wired.stdout  # the user's wins
+        # the user's wins
+        assert "discovered-web/web-readiness[service=web-direct:direct]" not in wired.stdout
 
         # Break the app's /healthz: the probe-derived check fails, the run exits 1.
         (nginx.prefix / "html" / "healthy").unlink()

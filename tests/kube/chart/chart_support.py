@@ -189,5 +189,54 @@ def remap(text: str, mounts: Mapping[str, Path]) -> str:
     import re
 
     alternatives = "|".join(re.escape(p) for p in sorted(mounts, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![\w./-])({alternatives})(?=/|[^\w.-]|$)")
+    # Not inside another path (".../pod/etc/…"), but after sqlite:/// (sqlite:////var/…).
+    pattern = re.compile(rf"(?<![\w.-])(?<![\w.-]/)({alternatives})(?=/|[^\w.-]|$)")
     return pattern.sub(lambda m: str(mounts[m.group(1)]), text)
+
+
+@dataclass
+class PodLayout:
+    """A Deployment's container laid out locally as the kubelet would run it (see lay_out_pod)."""
+
+    args: list[str]
+    env: dict[str, str]
+    config: Path
+    mounts: dict[str, Path]
+
+
+def lay_out_pod(
+    deployment: Mapping[str, Any],
+    configmaps: Mapping[str, Mapping[str, str]],
+    secrets: Mapping[str, Mapping[str, str]],
+    root: Path,
+) -> PodLayout:
+    """Play the kubelet for the smokegate container of ``deployment``: write each ConfigMap
+    volume (from ``configmaps``: name -> data) as the kubelet does, make emptyDir/PVC volumes
+    empty directories, resolve env from ``secrets``, and map the pod's absolute paths (args and
+    serve.yaml) to those local directories. No chroot here: the paths are rewritten instead."""
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = [c for c in spec["containers"] if c["name"] == "smokegate"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts: dict[str, Path] = {}
+    for m in container["volumeMounts"]:
+        local = root / m["mountPath"].lstrip("/")
+        mounts[m["mountPath"]] = local
+        source = volumes[m["name"]]
+        if "configMap" in source:
+            name = source["configMap"]["name"]
+            assert name in configmaps, f"volume {m['name']}: ConfigMap {name} not found"
+            write_configmap_volume(local, configmaps[name])
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+    # The directories the runtime creates above the mount points (/etc/smokegate/suites).
+    for pod_path in list(mounts):
+        parent = Path(pod_path).parent
+        if len(parent.parts) > 2:
+            mounts.setdefault(str(parent), root / str(parent).lstrip("/"))
+            mounts[str(parent)].mkdir(parents=True, exist_ok=True)
+    args = [remap(a, mounts) for a in container.get("args") or []]
+    config = Path(args[args.index("--config") + 1])
+    local_config = root / "serve.local.yaml"
+    local_config.write_text(remap(config.read_text(), mounts))
+    args[args.index("--config") + 1] = str(local_config)
+    return PodLayout(args, secret_env(container, secrets), local_config, mounts)

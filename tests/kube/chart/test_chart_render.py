@@ -21,11 +21,9 @@ from chart_support import (
     HelmCli,
     Rendered,
     ci,
-    remap,
-    secret_env,
+    lay_out_pod,
     template,
     template_error,
-    write_configmap_volume,
 )
 from pss_restricted import violations
 from tests.helpers import run_cli
@@ -491,36 +489,17 @@ PLACEHOLDER_SECRETS = {
 }
 
 
-def lay_out_pod(r: Rendered, root: Path, config_text: str | None = None) -> tuple[Path, dict]:
-    """The Deployment's ConfigMap volumes written as the kubelet would, under ``root``; returns
-    the local serve.yaml (its pod paths mapped to ``root``) and the container's env."""
-    spec = r.deployment["spec"]["template"]["spec"]
+def pod_config(r: Rendered, root: Path, config_text: str | None = None) -> tuple[Path, dict]:
+    """The rendered Deployment laid out as the kubelet would (a given serve.yaml, and a suite
+    of its own for each ConfigMap the user manages); the local serve.yaml and the env."""
     configmaps = {c["metadata"]["name"]: c["data"] for c in r.all("ConfigMap")}
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    mounts: dict[str, Path] = {}
-    for m in r.container["volumeMounts"]:
-        local = root / m["mountPath"].lstrip("/")
-        mounts[m["mountPath"]] = local
-        source = volumes[m["name"]]
-        if "configMap" in source:
-            name = source["configMap"]["name"]
-            data = configmaps.get(name)
-            if data is None:  # the user's ConfigMap: a suite of its own, or the given config
-                data = ({"serve.yaml": config_text} if m["name"] == "config" else
-                        {"suite.yaml": SUITE.replace("NAME", name)})  # fmt: skip
-            write_configmap_volume(local, data)
-        else:
-            local.mkdir(parents=True, exist_ok=True)
-    # The directories the runtime creates above the mount points (/etc/smokegate/suites).
-    for pod_path in list(mounts):
-        parent = Path(pod_path).parent
-        if len(parent.parts) > 2:
-            mounts.setdefault(str(parent), root / str(parent).lstrip("/"))
-    serve_yaml = mounts["/etc/smokegate/config"] / "serve.yaml"
-    text = remap(serve_yaml.read_text(), mounts)
-    local_config = root / "serve.local.yaml"
-    local_config.write_text(text)
-    return local_config, secret_env(r.container, PLACEHOLDER_SECRETS)
+    for v in r.deployment["spec"]["template"]["spec"]["volumes"]:
+        name = (v.get("configMap") or {}).get("name")
+        if name and name not in configmaps:
+            configmaps[name] = ({"serve.yaml": config_text} if v["name"] == "config" else
+                                {"suite.yaml": SUITE.replace("NAME", name)})  # fmt: skip
+    pod = lay_out_pod(r.deployment, configmaps, PLACEHOLDER_SECRETS, root)
+    return pod.config, pod.env
 
 
 SUITE = """apiVersion: smokegate.io/v1
@@ -548,7 +527,7 @@ def test_rendered_serve_yaml_passes_serve_check(
             "suites: {directories: [/etc/smokegate/suites]}\n"
             "releases:\n  - {match: {namespace: a}, suites: [team-a-suites, team-b-suites]}\n"
         )
-    config, env = lay_out_pod(r, tmp_path / "pod", given)
+    config, env = pod_config(r, tmp_path / "pod", given)
     result = run_cli("serve", "--config", str(config), "--check", env=env)
     assert result.code == 0, result.text + config.read_text()
     assert result.out.startswith("ok: listen 0.0.0.0:8080, store ")
@@ -564,7 +543,7 @@ def test_serve_check_names_a_suite_the_chart_does_not_have(
     r = template(helm_cli, values={
         **WEBHOOK, "suites.files": {"a.yaml": SUITE.replace("NAME", "known")},
         "config.releases": [{"match": {"namespace": "apps"}, "suites": ["knwon"]}]})  # fmt: skip
-    config, env = lay_out_pod(r, tmp_path / "pod")
+    config, env = pod_config(r, tmp_path / "pod")
     result = run_cli("serve", "--config", str(config), "--check", env=env)
     assert result.code == 2, result.text
     assert "no suite named 'knwon' (suites: known)" in result.err

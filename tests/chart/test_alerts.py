@@ -260,3 +260,44 @@ def test_the_scrape_has_what_the_alerts_watch(scraped: dict[str, list[dict]]) ->
         "smokegate_release_last_run_timestamp_seconds"
     ]
     assert {"state": "queued"} in scraped["smokegate_queue_depth"]
+
+
+# --- the documented Alertmanager configuration -------------------------------------------------
+
+AM_EXAMPLE = ALERTS / "alertmanager.example.yaml"
+
+
+def amtool(*args: str) -> subprocess.CompletedProcess[str]:
+    path = shutil.which("amtool")
+    assert path, "amtool missing: install Debian's prometheus-alertmanager package (make deps)"
+    return subprocess.run([path, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_alertmanager_example_is_valid_and_is_what_the_docs_show() -> None:
+    r = amtool("check-config", str(AM_EXAMPLE))
+    assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
+    docs = (REPO / "docs" / "install.md").read_text()
+    block = re.search(r"\*\*Alertmanager route\*\*.*?```yaml\n(.*?)```", docs, re.S)
+    assert block, "docs/install.md lost its Alertmanager example"
+    body = "".join(line for line in AM_EXAMPLE.read_text().splitlines(True)
+                   if not line.startswith("#"))  # fmt: skip
+    assert block.group(1) == body
+
+
+@pytest.mark.parametrize(
+    ("alert", "receivers"),
+    [
+        (alert["alert"], {"critical": "smoke-pager,smoke-chat", "warning": "smoke-chat",
+                          "info": "smoke-chat"}[alert["labels"]["severity"]])
+        for alert in alert_rules()
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.startswith("Smoke") else "",
+)  # fmt: skip
+def test_every_alert_reaches_its_receivers(alert: str, receivers: str) -> None:
+    """Each shipped alert, with its own severity, is routed as the docs say: critical pages and
+    posts, the rest posts; nothing falls through to the default receiver."""
+    (rule,) = [r for r in alert_rules() if r["alert"] == alert]
+    labels = [f"alertname={alert}", f"severity={rule['labels']['severity']}", "release=apps/web"]
+    r = amtool("config", "routes", "test", f"--config.file={AM_EXAMPLE}", *labels)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == receivers

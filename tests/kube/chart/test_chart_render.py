@@ -567,3 +567,23 @@ def test_store_url_from_a_secret_is_checked_and_never_echoed(tmp_path: Path) -> 
     assert bad.code == 2, bad.text
     assert "$SMOKEGATE_STORE_URL is not a sqlite:/// or postgresql:// URL" in bad.err
     assert "Hidden-Pw-5" not in bad.text and "Traceback" not in bad.text
+
+
+def test_the_readme_example_installs(helm_cli: HelmCli, tmp_path: Path) -> None:
+    """README's "Install in your cluster" values: lint-clean, and the serve.yaml they render
+    passes `serve --check` with its suite found."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"# my-values.yaml\n(.*?)```", readme, re.S)
+    assert block, "README lost its my-values.yaml example"
+    values = tmp_path / "my-values.yaml"
+    values.write_text(block.group(1))
+    lint = helm_cli("lint", "--strict", str(CHART), "-f", str(values), check=False)
+    assert lint.returncode == 0, lint.stdout
+    r = template(helm_cli, [values], release="smokegate")
+    assert r.one("Service")["metadata"]["name"] == "smokegate"  # the Provider address in docs
+    config, env = pod_config(r, tmp_path / "pod")
+    result = run_cli("serve", "--config", str(config), "--check", env=env)
+    assert result.code == 0, result.text
+    assert "1 release rule(s)" in result.out

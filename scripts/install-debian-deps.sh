@@ -15,6 +15,8 @@ wanted=(
   /usr/bin/prometheus-blackbox-exporter:prometheus-blackbox-exporter
   /usr/bin/chromium:chromium
   /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
+  /usr/bin/promtool:prometheus   # promtool: checks and unit-tests deploy/alerts
+  /usr/bin/amtool:prometheus-alertmanager   # amtool: checks deploy/alerts/alertmanager.example.yaml
 )
 missing=()
 for item in "${wanted[@]}"; do
@@ -38,3 +40,6 @@ $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recomme
 for svc in nginx redis-server mariadb postgresql prometheus-blackbox-exporter; do
   $sudo_cmd service "$svc" stop >/dev/null 2>&1 || true
 done
+# The prometheus packages start their servers; the tests only need promtool and amtool.
+$sudo_cmd service prometheus stop >/dev/null 2>&1 || true
+$sudo_cmd service prometheus-alertmanager stop >/dev/null 2>&1 || true

@@ -68,6 +68,7 @@ def create_app(config: ServeConfig, *, store: Any = None, kube: Any = None) -> S
         finally:
             await services.stop()
 
+    state.metrics.describe_schedules(config.schedules)
     app = Starlette(routes=routes(), lifespan=lifespan)
     app.state.smokegate = state
     return app

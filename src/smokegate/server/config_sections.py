@@ -96,21 +96,37 @@ class StoreConfig(Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str) -> str:
-        scheme = value.split(":", 1)[0].lower()
-        if scheme not in (
-            "sqlite",
-            "postgresql",
-            "postgres",
-            "sqlite+aiosqlite",
-            "postgresql+psycopg",
-        ):
-            raise ValueError(
-                f"unsupported store URL scheme {scheme!r}: use sqlite:/// or postgresql://"
-            )
+        # The whole URL from one variable (`${SMOKEGATE_STORE_URL}`, a Secret's `uri` key in a
+        # pod): its scheme can only be checked once expanded, at start (expanded_url).
+        if not _WHOLE_VAR.fullmatch(value):
+            _check_scheme(value)
         return value
 
     def expanded_url(self) -> str:
-        return re.sub(r"\$\{(\w+)\}", lambda m: os.environ.get(m.group(1), ""), self.url)
+        url = re.sub(r"\$\{(\w+)\}", lambda m: os.environ.get(m.group(1), ""), self.url)
+        if (whole := _WHOLE_VAR.fullmatch(self.url)) is not None:
+            if not url:
+                raise ConfigError(
+                    [Problem("serve.yaml", None, None, f"store.url: ${whole[1]} is not set")]
+                )
+            try:
+                _check_scheme(url)
+            except ValueError:
+                # Not the scheme itself: a malformed value may be all secret (a bare password).
+                message = f"store.url: ${whole[1]} is not a sqlite:/// or postgresql:// URL"
+                raise ConfigError([Problem("serve.yaml", None, None, message)]) from None
+        return url
+
+
+_WHOLE_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def _check_scheme(url: str) -> None:
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres", "sqlite+aiosqlite", "postgresql+psycopg"):
+        raise ValueError(
+            f"unsupported store URL scheme {scheme!r}: use sqlite:/// or postgresql://"
+        )
 
 
 class ConfigMapSource(Model):

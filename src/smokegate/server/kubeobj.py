@@ -16,7 +16,8 @@ def generic_class(group: str, version: str, kind: str, plural: str) -> Any:
     info = ApiInfo(
         resource=ResourceDef(group, version, kind),
         plural=plural,
-        verbs=["get", "list", "watch", "post", "put"],
+        # global_*: list/watch in every namespace (namespace="*", kubernetes.namespaces empty).
+        verbs=["get", "list", "watch", "global_list", "global_watch", "post", "put"],
     )
     return type(kind, (GenericNamespacedResource,), {"_api_info": info})
 

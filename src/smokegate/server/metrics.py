@@ -13,12 +13,16 @@ start a new series and the old ones would linger until they go stale.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from smokegate.store.base import Store, Verdict
+
+if TYPE_CHECKING:
+    from smokegate.server.config import Schedule
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -71,8 +75,21 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.schedule_interval = Gauge(
+            "smokegate_schedule_interval_seconds",
+            "A schedule's interval (every:), so alerts can tell a stale release from a quiet one",
+            ["schedule", "release"],
+            registry=r,
+        )
         self._cache_seconds = cache_seconds
         self._refreshed = 0.0
+
+    def describe_schedules(self, schedules: Iterable[Schedule]) -> None:
+        """Export each schedule's interval, labelled with the release its runs are recorded
+        under (the one it names, else ``schedule/NAME``, as the scheduler queues them)."""
+        for s in schedules:
+            release = s.release or f"schedule/{s.name}"
+            self.schedule_interval.labels(schedule=s.name, release=release).set(s.every)
 
     def run_finished(self, trigger: str, verdict: Verdict) -> None:
         self.runs_total.labels(trigger=trigger, outcome=verdict.value).inc()

@@ -50,6 +50,7 @@ from chart_support import (
 )
 from fixtures_flux import (
     apply,
+    cond,
     events_for,
     helmrelease,
     patch_status,
@@ -360,7 +361,9 @@ def test_serve_with_the_service_account_token_watches_tests_and_reports(
     })  # fmt: skip
     patch_status(kube_env, "deployment", "web", apps, {
         "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-        "availableReplicas": 1})  # fmt: skip
+        "availableReplicas": 1, "conditions": [
+            cond("Available", "True", "MinimumReplicasAvailable"),
+            cond("Progressing", "True", "NewReplicaSetAvailable")]})  # fmt: skip
     kube_env.kubectl("create", "configmap", "settings", "-n", apps, "--from-literal=mode=x")
     kube_env.kubectl("create", "configmap", "team-suite", "-n", apps,
                      f"--from-literal=suite.yaml={CONFIGMAP_SUITE}")  # fmt: skip

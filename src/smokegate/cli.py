@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_helm_test_parser(sub)
     add_serve_parser(sub)
     add_trigger_parser(sub)
+    from smokegate.cli_premerge import add_diff_parser, add_validate_parser
+
+    add_validate_parser(sub)
+    add_diff_parser(sub)
     return parser
 
 

@@ -262,3 +262,15 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     from smokegate.serve_cli import cmd_trigger as trigger
 
     return trigger(args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from smokegate.cli_premerge import cmd_validate as validate
+
+    return validate(args)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from smokegate.cli_premerge import cmd_diff as diff
+
+    return diff(args)

@@ -115,7 +115,10 @@ def _from_chart_ref(
     local = _from_chart_dirs(chart, constraint if constraint != "latest" else "*", settings)
     if local is not None:
         return ResolvedChart(str(local[0]), chart, local[1], source)
-    pulled = _pull(url, None, constraint if constraint != "latest" else "", settings, source)
+    try:
+        pulled = _pull(url, None, constraint if constraint != "latest" else "", settings, source)
+    except ChartError as exc:
+        raise ChartError(exc.message, where) from None
     return ResolvedChart(str(pulled[0]), chart, pulled[1], source)
 
 
@@ -176,7 +179,12 @@ def _from_chart_spec(
                 (*where, "sourceRef"),
             )
         ref = f"{url.rstrip('/')}/{chart}" if oci else chart
-        pulled = _pull(ref, None if oci else url, constraint, settings, f"{words}, chart {chart}")
+        try:
+            pulled = _pull(
+                ref, None if oci else url, constraint, settings, f"{words}, chart {chart}"
+            )
+        except ChartError as exc:
+            raise ChartError(exc.message, (*where, "sourceRef")) from None
         resolved = ResolvedChart(str(pulled[0]), chart, pulled[1], words)
     if values_files:
         resolved.path = _with_values_files(Path(resolved.path), values_files, None, settings, where)

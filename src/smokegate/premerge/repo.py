@@ -110,7 +110,7 @@ class RepoObject:
         """Line of ``path`` in the source document (its closest ancestor that is there)."""
         if self.doc is None:
             return None
-        pos = self.doc.locate(tuple(path))
+        pos = self.doc.locate(tuple(path), key=True)
         return pos[0] if pos else None
 
     def where(self, path: Iterable[str | int] = ()) -> dict[str, Any]:

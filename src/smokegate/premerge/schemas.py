@@ -189,6 +189,12 @@ def _flatten(err: Any) -> list[SchemaError]:
     nullable types) the best sub-error says more than "is not valid under any of"."""
     from jsonschema.exceptions import best_match
 
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = set((err.schema.get("properties") or {}).keys())
+        extra = sorted(str(k) for k in err.instance if k not in allowed)
+        if extra:
+            base = tuple(err.absolute_path)
+            return [SchemaError((*base, k), f"unknown field {k!r}") for k in extra]
     if err.validator in ("oneOf", "anyOf") and err.context:
         inner = best_match(err.context)
         path = tuple(err.absolute_path)

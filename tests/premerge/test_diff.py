@@ -132,9 +132,8 @@ def test_two_directories_and_the_working_tree(
 ) -> None:
     base = checkout(gitops_repo["repo"], gitops_repo["fixed"], tmp_path / "base")
     head = checkout(gitops_repo["repo"], gitops_repo["fixed"], tmp_path / "head")
-    (head / "apps/base/legacy-settings.yaml").write_text(
-        (head / "apps/base/legacy-settings.yaml").read_text().replace("mode: legacy", "mode: modern")
-    )
+    legacy = head / "apps/base/legacy-settings.yaml"
+    legacy.write_text(legacy.read_text().replace("mode: legacy", "mode: modern"))
     code = main(
         ["diff", str(base), str(head), "--chart-dir", str(gitops_repo["chart_dir"]), "-o", "json"]
     )

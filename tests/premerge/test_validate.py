@@ -249,7 +249,9 @@ def test_flux_objects_are_checked_against_their_crds(
         tmp_path / "repo",
         {
             "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.0.0\n",
-            "charts/web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n",
+            "charts/web/templates/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\n"
+            ),
             "flux/hr.yaml": """
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
@@ -379,6 +381,7 @@ spec:
     assert container["image"] == "nginx:1.27"
     assert container["ports"][0]["containerPort"] == "many"  # substituteFrom wins over default
     code, data = validate(root, capsys=capsys)
+    assert code == 1
     (err,) = [f for f in data["findings"] if f["severity"] == "error"]
     assert err["file"] == "apps/deploy.yaml" and err["line"] == 14
     assert err["object"] == "Deployment shop/web"

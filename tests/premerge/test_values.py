@@ -85,7 +85,8 @@ def test_target_path_takes_precedence_over_everything() -> None:
         lookup_of(
             ConfigMap__values=cm(
                 {
-                    "values.yaml": "flat: value\nnested:\n  configuration:\n  - one\n  - two\n  - three\n"
+                    "values.yaml": "flat: value\nnested:\n  configuration:\n"
+                    "  - one\n  - two\n  - three\n"
                 }
             ),
             Secret__values=secret({"key": "value"}),
@@ -105,7 +106,8 @@ def test_target_path_for_a_list_item() -> None:
         lookup_of(
             ConfigMap__values=cm(
                 {
-                    "values.yaml": "flat: value\nnested:\n  configuration:\n  - list\n  - item\n  - option\n"
+                    "values.yaml": "flat: value\nnested:\n  configuration:\n"
+                    "  - list\n  - item\n  - option\n"
                 }
             ),
             Secret__values=secret({"values.yaml": "foo"}),

@@ -23,7 +23,44 @@ from typing import Any
 
 from smokegate.errors import UsageError
 from smokegate.premerge.findings import Findings
+from smokegate.premerge.yamlio import YamlError, load_all
 from smokegate.suite.yamlpos import Document, YamlSyntaxError, load_documents
+
+
+class SourceFile:
+    """A YAML file of the repository: read with the fast loader; positions (the slow,
+    pure-Python ruamel parse) only when a finding needs a line."""
+
+    def __init__(self, rel: str, text: str) -> None:
+        self.rel = rel
+        self.text = text
+        self._positioned: list[Document] | None = None
+
+    def positioned(self, index: int) -> Document | None:
+        if self._positioned is None:
+            try:
+                self._positioned = load_documents(self.text, self.rel)
+            except YamlSyntaxError:
+                self._positioned = []
+        return self._positioned[index] if index < len(self._positioned) else None
+
+
+class SourceDoc:
+    """One document of a ``SourceFile``: its data at once, its positions on demand (the
+    interface of ``smokegate.suite.yamlpos.Document`` the pre-merge code uses)."""
+
+    __slots__ = ("_source", "data", "file", "index")
+
+    def __init__(self, source: SourceFile, index: int, data: Any) -> None:
+        self._source = source
+        self.index = index
+        self.data = data
+        self.file = source.rel
+
+    def locate(self, path: tuple[str | int, ...], *, key: bool = False) -> tuple[int, int] | None:
+        doc = self._source.positioned(self.index)
+        return doc.locate(path, key=key) if doc is not None else None
+
 
 FLUX_KS_GROUP = "kustomize.toolkit.fluxcd.io/"
 HELM_GROUP = "helm.toolkit.fluxcd.io/"
@@ -68,7 +105,7 @@ class RepoObject:
     kustomization: str
     """``namespace/name`` of the Flux Kustomization applying it (``(repository root)``)."""
     file: str | None = None
-    doc: Document | None = None
+    doc: SourceDoc | None = None
     """The source document (positions); may differ from ``data`` after patches."""
     cluster: str = "."
     """The cluster (root Kustomization tree) applying it: ``clusters/prod``."""
@@ -139,8 +176,8 @@ class Repo:
     root: Path
     kustomizations: list[FluxKustomization] = field(default_factory=list)
     objects: list[RepoObject] = field(default_factory=list)
-    suites: list[Document] = field(default_factory=list)
-    documents: dict[str, list[Document]] = field(default_factory=dict)
+    suites: list[SourceDoc] = field(default_factory=list)
+    documents: dict[str, list[SourceDoc]] = field(default_factory=dict)
     findings: Findings = field(default_factory=Findings)
     clusters: list[str] = field(default_factory=list)
     unowned: list[RepoObject] = field(default_factory=list)
@@ -217,16 +254,22 @@ def _scan(repo: Repo) -> None:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
+        source = SourceFile(rel, text)
         try:
-            docs = load_documents(text, rel)
-        except YamlSyntaxError as exc:
+            loaded = [d for d in load_all(text) if d is not None]
+        except YamlError:
             # Reported only if something uses the file (kustomize says so when it does);
-            # a smokegate suite is always reported by the suite lint.
+            # a smokegate suite's problems are always reported (with the suite loader's
+            # position).
             repo.documents[rel] = []
             if "smokegate.io/" in text:
-                for p in exc.problems:
-                    repo.findings.error("yaml", p.message, file=rel, line=p.line)
+                try:
+                    load_documents(text, rel)
+                except YamlSyntaxError as exc:
+                    for p in exc.problems:
+                        repo.findings.error("yaml", p.message, file=rel, line=p.line)
             continue
+        docs = [SourceDoc(source, i, d) for i, d in enumerate(loaded)]
         repo.documents[rel] = docs
         for doc in docs:
             data = doc.data
@@ -434,7 +477,7 @@ def _named_by_kustomizations(repo: Repo) -> set[str]:
     return out
 
 
-def _find_doc(repo: Repo, file: str | None, data: Mapping[str, Any]) -> Document | None:
+def _find_doc(repo: Repo, file: str | None, data: Mapping[str, Any]) -> SourceDoc | None:
     """The source document of a built object: same kind, then same name (kustomize may add a
     prefix, suffix or hash to the name), else the file's only document."""
     if not file:

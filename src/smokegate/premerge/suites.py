@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from smokegate.premerge.findings import Findings
-from smokegate.premerge.repo import Repo
-from smokegate.suite.yamlpos import Document
+from smokegate.premerge.repo import Repo, SourceDoc
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +25,7 @@ class SuiteInfo:
         return self.helmrelease == name and (self.namespace or namespace) == namespace
 
 
-def suite_infos(docs: Iterable[Document]) -> list[SuiteInfo]:
+def suite_infos(docs: Iterable[SourceDoc]) -> list[SuiteInfo]:
     out = []
     for doc in docs:
         data = doc.data if isinstance(doc.data, dict) else {}

@@ -191,7 +191,10 @@ def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _targets(args: argparse.Namespace, allowed: tuple[str, ...]) -> list[tuple[str, str, bool]]:
+    """``--report`` flags (and ``$GITHUB_STEP_SUMMARY``), refused before any work when a path
+    cannot be written."""
     from smokegate.errors import UsageError
+    from smokegate.report import ReportTarget, check_targets
 
     out = []
     for item in args.report:
@@ -205,6 +208,7 @@ def _targets(args: argparse.Namespace, allowed: tuple[str, ...]) -> list[tuple[s
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         out.append(("markdown", summary, True))
+    check_targets([ReportTarget(fmt, path, append) for fmt, path, append in out])
     return out
 
 

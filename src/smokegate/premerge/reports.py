@@ -20,6 +20,7 @@ from smokegate.report.junit import clean
 from smokegate.report.markdown import esc, fence
 
 COMMENT_LIMIT = 60_000  # under GitHub's 65,536-character comment cap, with room for a note
+OBJECT_DIFF_LIMIT = 8_000  # one object's diff in a comment; the JSON report has it whole
 
 
 def _plural(n: int, word: str) -> str:
@@ -269,6 +270,14 @@ def diff_markdown(result: DiffResult, limit: int = COMMENT_LIMIT) -> str:
     return "\n".join(head + body + tail) + "\n"
 
 
+def _capped(diff: str, limit: int = OBJECT_DIFF_LIMIT) -> str:
+    if len(diff) <= limit:
+        return diff
+    cut = diff.rfind("\n", 0, limit) + 1 or limit
+    rest = diff[cut:].count("\n")
+    return diff[:cut] + f"… {rest} more lines (the JSON report has the whole diff)\n"
+
+
 def _owner_section(o: OwnerChange) -> str:
     lines = [f"<details><summary>{esc(_owner_line(o))}</summary>", ""]
     for e in o.errors:
@@ -289,7 +298,7 @@ def _owner_section(o: OwnerChange) -> str:
         lines += ["values:", "", fence(o.values_diff, "diff"), ""]
     for c in o.objects:
         where = f" — `{esc(c.template)}`" if c.template else ""
-        lines += [f"**{esc(c.object)}** {c.change}{where}", "", fence(c.diff, "diff"), ""]
+        lines += [f"**{esc(c.object)}** {c.change}{where}", "", fence(_capped(c.diff), "diff"), ""]
     lines += ["</details>", ""]
     return "\n".join(lines)
 

@@ -468,3 +468,103 @@ stringData: {{port: {secret_value}}}
     assert code == 1
     assert "spec.ports[0].port" in out and "is not of type integer" in out
     assert secret_value not in out + err
+
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1}
+              color: {type: string, enum: [red, blue]}
+              port: {x-kubernetes-int-or-string: true}
+              extra: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"""
+
+
+def test_chart_crds_validate_the_charts_resources_and_post_renderers_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tools_bin: Path
+) -> None:
+    root = write_repo(
+        tmp_path / "repo",
+        {
+            "charts/widgets/Chart.yaml": "apiVersion: v2\nname: widgets\nversion: 0.2.0\n",
+            "charts/widgets/crds/widget.yaml": CRD,
+            "charts/widgets/templates/w.yaml": """
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+spec:
+  size: {{ .Values.size }}
+  color: green
+  shape: round
+  port: http
+  extra: {anything: [1, 2]}
+""",
+            "hr.yaml": """
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: widgets, namespace: apps}
+spec:
+  interval: 5m
+  chart:
+    spec:
+      chart: ./charts/widgets
+      sourceRef: {kind: GitRepository, name: flux-system}
+  values: {size: 0}
+  postRenderers:
+    - kustomize:
+        patches:
+          - target: {kind: Widget}
+            patch: |
+              - op: add
+                path: /metadata/labels
+                value: {patched: "yes"}
+""",
+        },
+    )
+    code, data = validate(root, capsys=capsys)
+    assert code == 1
+    errors = {f["field"]: f for f in data["findings"] if f["severity"] == "error"}
+    assert set(errors) == {"spec.color", "spec.shape", "spec.size"}
+    assert errors["spec.shape"]["message"] == "unknown field 'shape'"
+    assert errors["spec.size"]["template"] == "widgets/templates/w.yaml"
+    assert errors["spec.size"]["release"] == "apps/widgets"
+    from smokegate.premerge.repo import load_repo
+    from smokegate.premerge.tools import Tools
+    from smokegate.premerge.validate import ValidateOptions, render_repository
+
+    tools = Tools.find()
+    (rel,) = render_repository(
+        load_repo(root, kubectl=tools.kubectl), tools, ValidateOptions(), None
+    )
+    widget = next(o for o in rel.objects if o.kind == "Widget")
+    assert widget.data["metadata"]["labels"] == {
+        "patched": "yes",
+        "helm.toolkit.fluxcd.io/name": "widgets",
+        "helm.toolkit.fluxcd.io/namespace": "apps",
+    }
+    assert widget.template == "widgets/templates/w.yaml"
+    assert any(o.kind == "CustomResourceDefinition" for o in rel.objects)  # install.crds: Create
+
+
+def test_empty_repository_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tools_bin: Path
+) -> None:
+    code, data = validate(tmp_path, capsys=capsys)
+    assert code == 0 and data["summary"]["objects"] == 0

@@ -290,9 +290,16 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
             for o in (head_ks[ks_id].objects if ks_id in head_ks else [])
         }
         change = OwnerChange("Kustomization", ks_id, _presence(ks_id in base_ks, ks_id in head_ks))
-        for side, ks in (("base", base_ks.get(ks_id)), ("head", head_ks.get(ks_id))):
-            if ks is not None and ks.error:
-                change.errors.append(f"{side}: {redactor.scrub(ks.error)}")
+        ks_errors = [
+            redactor.scrub(k.error) if k is not None and k.error else None
+            for k in (base_ks.get(ks_id), head_ks.get(ks_id))
+        ]
+        if ks_errors[0] and ks_errors[0] == ks_errors[1]:
+            result.notes.append(f"Kustomization {ks_id} builds on neither side: {ks_errors[1]}")
+            continue
+        for side, err in zip(("base", "head"), ks_errors, strict=True):
+            if err:
+                change.errors.append(f"{side}: {err}")
         change.objects = _object_changes(b, h, text, redactor, options.context)
         if change.objects or change.errors or change.change != "changed":
             if options.discovery and change.objects:
@@ -312,7 +319,9 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
         change = OwnerChange("HelmRelease", rid, _presence(br is not None, hr is not None))
         b = {_key(o.data, br.namespace): (o.data, o.template) for o in br.objects} if br else {}
         h = {_key(o.data, hr.namespace): (o.data, o.template) for o in hr.objects} if hr else {}
-        change.objects = _object_changes(b, h, text, redactor, options.context)
+        if not ((br is not None and br.error) or (hr is not None and hr.error)):
+            # A side that did not render has no objects to compare: not "all removed".
+            change.objects = _object_changes(b, h, text, redactor, options.context)
         charts = (_chart_words(br), _chart_words(hr))
         if charts[0] != charts[1]:
             change.chart = charts
@@ -327,9 +336,14 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
                     options.context,
                 )
             )
-        for side, r in (("base", br), ("head", hr)):
-            if r is not None and r.error:
-                change.errors.append(f"{side}: {redactor.scrub(r.error)}")
+        errors = [redactor.scrub(r.error) if r is not None and r.error else None for r in (br, hr)]
+        if errors[0] and errors[0] == errors[1]:
+            # Broken before and after alike: not a change of this merge, but worth a word.
+            result.notes.append(f"HelmRelease {rid} renders on neither side: {errors[1]}")
+            continue
+        for side, err in zip(("base", "head"), errors, strict=True):
+            if err:
+                change.errors.append(f"{side}: {err}")
         if (
             change.objects
             or change.chart

@@ -15,6 +15,7 @@ from, plus the smokegate suites found in the repository.
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -401,7 +402,11 @@ def _walk_cluster(
             if ks.obj is not None:
                 field_path = tuple(built.error_field.split(".")) if built.error_field else ()
                 where = ks.obj.where(field_path)
-            repo.findings.error("kustomize", f"Kustomization {ks.id}: {built.error}", **where)
+            culprit = _culprit(built.error, repo)
+            if culprit is not None:
+                where = {**where, **culprit}
+            message = built.error if ks.obj is None else f"Kustomization {ks.id}: {built.error}"
+            repo.findings.error("kustomize", message, **where)
             continue
         for data, file in built.objects:
             obj = RepoObject(copy.deepcopy(data), ks.id, file, _find_doc(repo, file, data), cluster)
@@ -532,3 +537,17 @@ def _raw_find(repo: Repo, kind: str, namespace: str | None, name: str) -> RepoOb
         if o.kind == kind and o.name == name and (o.namespace in (namespace, "default")):
             return o
     return None
+
+
+_IN_FILE = re.compile(r"in File: (\S+)")
+_LINE = re.compile(r"\byaml: line (\d+)")
+
+
+def _culprit(message: str, repo: Repo) -> dict[str, Any] | None:
+    """kustomize names the file it could not read (``... yaml: line 4: ... in File: x.yaml``):
+    point the finding there."""
+    m = _IN_FILE.search(message)
+    if not m or m.group(1) not in repo.documents:
+        return None
+    line = _LINE.search(message)
+    return {"file": m.group(1), "line": int(line.group(1)) if line else None}

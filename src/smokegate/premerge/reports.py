@@ -235,7 +235,10 @@ def diff_markdown(result: DiffResult, limit: int = COMMENT_LIMIT) -> str:
     note says how many."""
     head = [f"## smokegate diff: {esc(result.base, None)} → {esc(result.head, None)}", ""]
     if not result.changed:
-        return "\n".join([*head, "No change to any HelmRelease or Kustomization.", ""]) + "\n"
+        notes = [f"- {esc(n)}" for n in result.notes[:50]]
+        return (
+            "\n".join([*head, "No change to any HelmRelease or Kustomization.", "", *notes]) + "\n"
+        )
     head += [
         esc(diff_summary(result), None),
         "",
@@ -261,6 +264,10 @@ def diff_markdown(result: DiffResult, limit: int = COMMENT_LIMIT) -> str:
         body.append(section)
         used += len(section) + 1
     tail = []
+    if result.notes:
+        tail += ["<details><summary>notes</summary>", ""]
+        tail += [f"- {esc(n)}" for n in result.notes[:50]]
+        tail += ["", "</details>", ""]
     if left_out:
         tail = [
             f"> {left_out} of {len(result.owners)} sections left out to keep this comment under "

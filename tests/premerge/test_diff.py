@@ -183,19 +183,14 @@ def test_a_release_the_merge_breaks_is_shown_with_its_error(
     head = checkout(gitops_repo["repo"], gitops_repo["fixed"], tmp_path / "head")
     api = head / "apps/base/api.yaml"
     api.write_text(api.read_text().replace('version: "1.0.0"', 'version: "9.9.9"'))
-    code = main(
-        ["diff", str(base), str(head), "--chart-dir", str(gitops_repo["chart_dir"]), "--no-pull"]
-        + ["-o", "markdown"]
-    )
+    argv = ["diff", str(base), str(head), "--chart-dir", str(gitops_repo["chart_dir"]), "--no-pull"]
+    code = main([*argv, "-o", "markdown"])
     md = capsys.readouterr().out
     assert code == 0
     assert "HelmRelease prod/api (clusters/prod)" in md
     assert "head: chart &#39;api&#39; 9.9.9" in md or "head: chart 'api' 9.9.9" in md
     assert "| 🗑️ |" not in md  # the release is broken, not removed
-    data_code = main(
-        ["diff", str(base), str(head), "--chart-dir", str(gitops_repo["chart_dir"]), "--no-pull"]
-        + ["-o", "json"]
-    )
+    data_code = main([*argv, "-o", "json"])
     owners = {o["id"]: o for o in json.loads(capsys.readouterr().out)["owners"]}
     assert data_code == 0
     api_release = owners["prod/api (clusters/prod)"]

@@ -162,10 +162,9 @@ def _from_chart_spec(
     if kind != "HelmRepository":
         raise ChartError(f"sourceRef kind {kind!r} is not supported", (*where, "sourceRef"))
     source = repo.find("HelmRepository", ns, name, cluster)
-    url = str(((source.data.get("spec") or {}).get("url")) or "") if source else ""
-    oci = bool(source) and (
-        (source.data.get("spec") or {}).get("type") == "oci" or url.startswith("oci://")
-    )
+    source_spec = (source.data.get("spec") or {}) if source is not None else {}
+    url = str(source_spec.get("url") or "")
+    oci = source_spec.get("type") == "oci" or url.startswith("oci://")
     words = f"HelmRepository {ns}/{name}" + (f" ({url})" if url else "")
     local = _from_chart_dirs(chart, constraint, settings)
     if local is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from smokegate.errors import UsageError
+from smokegate.premerge.findings import as_map
 from smokegate.premerge.redact import SecretMasker, SecretScrubber, secret_values
 from smokegate.premerge.render import RenderedRelease
 from smokegate.premerge.repo import CLUSTER_SCOPED, Repo, group_of, load_repo
@@ -258,7 +259,7 @@ def _scrubber(masker: SecretMasker, *sides: Side) -> SecretScrubber:
 
 
 def _key(data: dict[str, Any], default_ns: str | None) -> tuple[str, str, str, str]:
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    meta = as_map(data.get("metadata"))
     kind = str(data.get("kind") or "")
     ns = meta.get("namespace") or (None if kind in CLUSTER_SCOPED else default_ns)
     return (group_of(str(data.get("apiVersion") or "")), kind, str(ns or ""), str(meta.get("name")))
@@ -281,11 +282,11 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
     base_ks = {k.id: k for k in base.repo.kustomizations}
     head_ks = {k.id: k for k in head.repo.kustomizations}
     for ks_id in sorted(set(base_ks) | set(head_ks)):
-        b = {
+        b: Keyed = {
             _key(o.data, "default"): (o.data, None)
             for o in (base_ks[ks_id].objects if ks_id in base_ks else [])
         }
-        h = {
+        h: Keyed = {
             _key(o.data, "default"): (o.data, None)
             for o in (head_ks[ks_id].objects if ks_id in head_ks else [])
         }
@@ -317,11 +318,15 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
     for rid in sorted(set(base_rel) | set(head_rel)):
         br, hr = base_rel.get(rid), head_rel.get(rid)
         change = OwnerChange("HelmRelease", rid, _presence(br is not None, hr is not None))
-        b = {_key(o.data, br.namespace): (o.data, o.template) for o in br.objects} if br else {}
-        h = {_key(o.data, hr.namespace): (o.data, o.template) for o in hr.objects} if hr else {}
+        rb: Keyed = (
+            {_key(o.data, br.namespace): (o.data, o.template) for o in br.objects} if br else {}
+        )
+        rh: Keyed = (
+            {_key(o.data, hr.namespace): (o.data, o.template) for o in hr.objects} if hr else {}
+        )
         if not ((br is not None and br.error) or (hr is not None and hr.error)):
             # A side that did not render has no objects to compare: not "all removed".
-            change.objects = _object_changes(b, h, text, redactor, options.context)
+            change.objects = _object_changes(rb, rh, text, redactor, options.context)
         charts = (_chart_words(br), _chart_words(hr))
         if charts[0] != charts[1]:
             change.chart = charts
@@ -359,6 +364,10 @@ def compare(base: Side, head: Side, result: DiffResult, options: DiffOptions) ->
                 _checks(change, _objects(br), _objects(hr), (hr or br).namespace)  # type: ignore[union-attr]
             owners.append(change)
     result.owners = owners
+
+
+Keyed = dict[tuple[str, str, str, str], tuple[dict[str, Any], str | None]]
+"""Objects by (group, kind, namespace, name), with the chart template of each."""
 
 
 def _presence(in_base: bool, in_head: bool) -> str:

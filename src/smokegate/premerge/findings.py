@@ -87,3 +87,9 @@ def dotted(path: tuple[Any, ...] | list[Any]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def as_map(value: Any) -> dict[str, Any]:
+    """``value`` when it is a mapping, else an empty one: for reading fields of objects whose
+    shape is not guaranteed (the schema check reports the wrong shapes)."""
+    return value if isinstance(value, dict) else {}

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from smokegate.premerge.charts import ChartError, ChartSettings, ResolvedChart, resolve_chart
+from smokegate.premerge.findings import as_map
 from smokegate.premerge.repo import Repo, RepoObject
 from smokegate.premerge.tools import ToolError, run_tool
 from smokegate.premerge.values import (
@@ -127,7 +128,7 @@ def prepare(repo: Repo, hr: RepoObject, settings: RenderSettings) -> RenderedRel
     out = RenderedRelease(hr, release_name(hr.data), target, repo.label(hr))
     try:
         composed: ComposedValues = compose_values(
-            spec.get("values") if isinstance(spec.get("values"), dict) else {},
+            as_map(spec.get("values")),
             [r for r in spec.get("valuesFrom") or () if isinstance(r, Mapping)],
             values_lookup(repo, hr),
             hr.namespace or "default",
@@ -269,8 +270,8 @@ def _stamp(objects: list[RenderedObject], hr: RepoObject, common: Any) -> None:
         if not isinstance(meta, dict):
             continue
         if extra_labels or labels:
-            current = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+            current = as_map(meta.get("labels"))
             meta["labels"] = {**current, **extra_labels, **labels}
         if extra_ann:
-            current = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+            current = as_map(meta.get("annotations"))
             meta["annotations"] = {**current, **extra_ann}

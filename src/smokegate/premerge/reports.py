@@ -117,7 +117,7 @@ def validate_junit(report: ValidationReport) -> str:
             attrs["file"] = clean(first.file)
             if first.line:
                 attrs["line"] = str(first.line)
-        case = ET.SubElement(suite, "testcase", **attrs)
+        case = ET.SubElement(suite, "testcase", attrib=attrs)
         errors = [f for f in items if f.severity == "error"]
         if errors:
             el = ET.SubElement(

@@ -153,17 +153,17 @@ class _Parser:
         inner = data.get(k, {})
         if not isinstance(inner, dict):
             raise StrvalsError(f"unable to parse key: interface conversion: {k} is not a map")
-        err: BaseException | None = None
+        failure: BaseException | None = None
         try:
             self.key(inner, level)
         except (_EOF, StrvalsError) as exc:
-            err = exc
-        if err is None and not inner:
+            failure = exc
+        if failure is None and not inner:
             raise StrvalsError(f'key map "{k}" has no value')
         if inner:
             _set(data, k, inner)
-        if err is not None:
-            raise err
+        if failure is not None:
+            raise failure
 
     def _index(self) -> int:
         text, last = self.sc.until("]")

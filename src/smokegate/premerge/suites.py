@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from smokegate.premerge.findings import Findings
+from smokegate.premerge.findings import Findings, as_map
 from smokegate.premerge.repo import Repo, SourceDoc
 
 
@@ -31,9 +31,9 @@ def suite_infos(docs: Iterable[SourceDoc]) -> list[SuiteInfo]:
         data = doc.data if isinstance(doc.data, dict) else {}
         if data.get("kind") not in (None, "Suite"):
             continue
-        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-        spec = data.get("spec") if isinstance(data.get("spec"), dict) else {}
-        release = spec.get("release") if isinstance(spec.get("release"), dict) else {}
+        meta = as_map(data.get("metadata"))
+        spec = as_map(data.get("spec"))
+        release = as_map(spec.get("release"))
         pos = doc.locate(("spec", "release", "helmRelease") if release else ())
         out.append(
             SuiteInfo(

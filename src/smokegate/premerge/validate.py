@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smokegate.premerge.charts import ChartSettings
-from smokegate.premerge.findings import Finding, Findings, dotted
+from smokegate.premerge.findings import Finding, Findings, as_map, dotted
 from smokegate.premerge.render import RenderedRelease, RenderSettings, render_all
 from smokegate.premerge.repo import Repo, load_repo
 from smokegate.premerge.schemas import Schemas, crds_in
@@ -164,7 +164,7 @@ def _check_object(
     rendered: tuple[RenderedRelease, Any] | None = None,
 ) -> None:
     kind = str(data.get("kind") or "")
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    meta = as_map(data.get("metadata"))
     name = str(meta.get("name") or "")
     ns = meta.get("namespace") or (rendered[0].namespace if rendered else None)
     what = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"

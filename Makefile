@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench deps kube-env clean
+.PHONY: demo test test-fast lint bench bench-premerge deps kube-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test-fast: $(VENV)/.dev deps
 
 bench: $(VENV)/.dev deps
 	$(BIN)/python bench/run.py
+
+# `smokegate validate` on 50 HelmReleases against the `helm template` loop (docs/premerge.md).
+bench-premerge: $(VENV)/.dev kube-env
+	$(BIN)/python bench/premerge.py
 
 clean:
 	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache .import_linter_cache

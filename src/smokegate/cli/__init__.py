@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from smokegate import __version__
-from smokegate.cli import demo, discover, gate, helm_test, run, serve
+from smokegate.cli import demo, discover, gate, helm_test, premerge, run, serve
 from smokegate.cli._args import EXIT_CODES, Formatter
 from smokegate.cli._output import problems_text
 
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     helm_test.add_helm_test_parser(sub)
     serve.add_serve_parser(sub)
     serve.add_trigger_parser(sub)
+    premerge.add_validate_parser(sub)
+    premerge.add_diff_parser(sub)
     return parser
 
 

@@ -331,11 +331,12 @@ def _timeout_text(prepared: Prepared) -> str:
 def _no_report_text(prepared: Prepared, c: Collected, problem: str) -> str:
     if c.never_started:
         return f"the runner pod never ran: {c.never_started}"
+    limit = format_duration(prepared.request.timeout)
+    if c.timed_out and not c.started:
+        where = c.last_state or ("no pod yet" if c.pod is None else "not started")
+        return f"the runner pod did not start within {limit} (the job timeout): {where}"
     if c.timed_out:
-        return (
-            f"the runner pod did not start within {format_duration(prepared.request.timeout)} "
-            f"(the job timeout){f': {c.termination}' if c.termination else ''}"
-        )
+        return f"the runner pod did not finish within {limit} (the job timeout) nor report"
     how = f"exited {c.exit_code}" if c.exit_code is not None else "ended"
     text = f"the runner pod {c.pod or '?'} {how} without a report ({problem or 'no report'})"
     return text + (f": {c.termination}" if c.termination else "")

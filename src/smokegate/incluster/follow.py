@@ -68,6 +68,10 @@ class Collected:
     exit_code: int | None = None
     termination: str = ""
     """The container's terminated reason and message (``OOMKilled``, its last log lines)."""
+    started: bool = False
+    """The container ran (it was seen running or terminated)."""
+    last_state: str = ""
+    """Where the pod stood when last seen waiting (for a message when it never ran)."""
     report_json: str | None = None
     report_problem: str = ""
     never_started: str = ""
@@ -206,6 +210,7 @@ class JobFollower:
             self._remember(pod)
             now = container_now(pod)
             if now.started:
+                self.collected.started = True
                 node = (pod.get("spec") or {}).get("nodeName")
                 self.progress(
                     f"pod {pod['metadata']['name']} started" + (f" on node {node}" if node else "")
@@ -228,6 +233,7 @@ class JobFollower:
             else:
                 pull_since = None
             text = describe(pod)
+            self.collected.last_state = text
             if text != said:
                 said = text
                 self.progress(f"pod {pod['metadata']['name']}: {text}")

@@ -109,21 +109,24 @@ class RunnerActors(ClusterActors):
                 env["KUBECONFIG"] = str(self._service_account_kubeconfig(obj, mounts))
             except ApiError as exc:  # a real cluster's admission would have refused the pod
                 self.errors.append(f"pod {pod}: no token for its service account: {exc}")
+                Path(self.logs_dir / self.ns / pod / f"{container['name']}.log.done").touch()
                 return 1
         cwd = _mapped(container.get("workingDir") or "/", mounts)
         args = [str(SMOKEGATE), *(_mapped(a, mounts) for a in argv[1:])]
         log = self.logs_dir / self.ns / pod / f"{container['name']}.log"
         record: dict[str, Any] = {"pod": pod, "argv": argv, "cwd": cwd, "env": env, "signals": []}
         self.runs.append(record)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-            with self._lock:
-                self._procs.append(proc)
-            code = self._supervise(pod, proc, record)
-        Path(f"{log}.done").touch()
+        try:
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+                with self._lock:
+                    self._procs.append(proc)
+                code = self._supervise(pod, proc, record)
+        finally:
+            Path(f"{log}.done").touch()  # the container has exited: a followed log ends
         record["exit"] = code
         return code
 
@@ -209,19 +212,19 @@ class RunnerActors(ClusterActors):
 
     def _service_account_kubeconfig(self, pod: dict[str, Any], mounts: Any) -> Path:
         meta = pod["metadata"]
-        account = pod["spec"].get("serviceAccountName") or "default"
+        named = pod["spec"].get("serviceAccountName")
+        account = named or "default"
+        spec: dict[str, Any] = {"expirationSeconds": 3600}
+        if named:
+            # Bound to the pod, as the kubelet's projected token is. A pod without the name is
+            # one the (disabled) ServiceAccount admission would have given `default`; the API
+            # refuses to bind a token to a pod that does not name its account, so it is unbound.
+            spec["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
+                                      "uid": meta["uid"]}  # fmt: skip
         answer = self.api.post(
             f"/api/v1/namespaces/{self.ns}/serviceaccounts/{account}/token",
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {
-                    "expirationSeconds": 3600,
-                    "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"],
-                                       "uid": meta["uid"]},
-                },
-            },
-        )  # fmt: skip
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec},
+        )
         config = {
             "apiVersion": "v1",
             "kind": "Config",

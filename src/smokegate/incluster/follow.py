@@ -310,8 +310,10 @@ class JobFollower:
         if not self._reader.complete:
             try:
                 log = await self.client.log(pod, self.namespace, CONTAINER)
-            except KubeError:
-                return
+            except KubeError as exc:
+                if exc.code in (401, 403):
+                    raise
+                return  # the pod is gone: the report is missing, and the outcome says so
             reader = LogBlockReader()
             for line in log.splitlines(keepends=True):
                 reader.feed(line)

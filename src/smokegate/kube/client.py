@@ -357,7 +357,13 @@ class KubeClient:
                 async for line in stream:
                     yield line
         except Exception as exc:
-            raise api_error(exc, what) from None
+            err = api_error(exc, what)
+            if err.code is None:
+                # lightkube cannot read the error body of a refused follow request (it reads
+                # the async stream synchronously), so the status is lost: ask once without
+                # follow, which answers with the API server's own reason (403, 404 …).
+                await self.log(pod, namespace, container, tail_lines=1)
+            raise err from None
 
     async def replace(
         self, rt: ResourceType, obj: Mapping[str, Any], namespace: str | None = None

@@ -323,7 +323,11 @@ class JobFollower:
     # --- 4. stop --------------------------------------------------------------------------------
 
     async def _stop(self) -> None:
-        """Stop the pod gracefully and collect the report it prints on its way out."""
+        """Stop the pod gracefully and collect the report it prints on its way out. Kept runs
+        (``keep``) are left alone: the Job's activeDeadlineSeconds stops the pod, its TTL
+        deletes it."""
+        if self.keep:
+            return
         await self._delete_job()
         pod = self.collected.pod
         if pod is None:

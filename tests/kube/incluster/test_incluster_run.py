@@ -190,3 +190,18 @@ def test_an_image_that_cannot_start_is_exit_4_with_the_reason(cluster: Cluster) 
     assert [x["status"] for x in r.report["results"][:-1]] == ["skipped", "skipped"]
     assert cluster.actors.runs == []
     assert cluster.left() == []
+
+
+def test_keep_job_leaves_the_objects_for_inspection(cluster: Cluster) -> None:
+    cluster.suite(PASSING, "web.yaml")
+    r = cluster.run("web.yaml", "--service-account", "smokegate", "--keep-job", code=0)
+    (job,) = cluster.actors.jobs
+    name = job["metadata"]["name"]
+    assert f"kept job {cluster.name}/{name} (--keep-job)" in r.err
+    left = cluster.left()
+    assert f"Job/{name}" in left and f"ConfigMap/{name}" in left
+    assert any(o.startswith(f"Pod/{name}-") for o in left)
+    # What docs/in-cluster.md says to run for leftovers finds exactly these.
+    cluster.kubectl("delete", "job,configmap,pod", "-n", cluster.name,
+                    "-l", "app.kubernetes.io/component=in-cluster-run")  # fmt: skip
+    assert cluster.left() == []

@@ -237,6 +237,10 @@ def test_outcome_rules(tmp_path: Path) -> None:
     assert "OOMKilled" in o.run.results[-1].message
     o = outcome_of(prepared, _collected(never_started="pod Evicted: low memory"))  # type: ignore[arg-type]
     assert o.code == 4 and o.run.results[-1].error_kind == "config"
+    o = outcome_of(prepared, _collected(timed_out=True, started=True))  # type: ignore[arg-type]
+    assert o.code == 1 and o.run.results[-1].error_kind == "timeout"
+    o = outcome_of(prepared, _collected(timed_out=True, last_state="Pending: x"))  # type: ignore[arg-type]
+    assert o.code == 4 and "did not start within" in o.run.results[-1].message
     o = outcome_of(prepared, _collected(interrupted=True))  # type: ignore[arg-type]
     assert o.code == 130 and o.run.interrupted and len(o.run.results) == 2
     o = outcome_of(prepared, _collected(report_json="{}", exit_code=0))  # type: ignore[arg-type]

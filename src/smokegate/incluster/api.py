@@ -285,7 +285,7 @@ def outcome_of(prepared: Prepared, collected: Collected) -> InClusterOutcome:
       that code and no report, as a local run;
     * no report otherwise (the pod never started, crashed, was stopped before reporting):
       every planned check skipped plus an ``in-cluster/runner`` error result saying why;
-      exit 4 (130 when interrupted)."""
+      exit 4 (1 after a timeout while it ran, 130 when interrupted)."""
     from smokegate.api import exit_code
     from smokegate.report.jsonreport import ReportFormatError, parse_report
 
@@ -318,7 +318,10 @@ def outcome_of(prepared: Prepared, collected: Collected) -> InClusterOutcome:
         return InClusterOutcome(130, run, collected, notes)
     why = _no_report_text(prepared, collected, problem)
     run.results.append(_runner_result(prepared, collected, why))
-    return InClusterOutcome(130 if collected.interrupted else 4, run, collected, notes)
+    # A timeout while the checks ran is a failure, as when the report came back; a runner that
+    # never ran or broke is an infrastructure problem.
+    code = 130 if collected.interrupted else 1 if collected.timed_out and collected.started else 4
+    return InClusterOutcome(code, run, collected, notes)
 
 
 def _timeout_text(prepared: Prepared) -> str:

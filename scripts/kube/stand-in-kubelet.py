@@ -13,6 +13,10 @@ How it fits (verified with the apiserver from build-kube-apiserver.sh):
   4. `kubectl logs POD` -> apiserver -> GET https://127.0.0.1:10250/containerLogs/NS/POD/CONTAINER
 The apiserver does not verify the kubelet's certificate unless --kubelet-certificate-authority
 is set, so a self-signed certificate is enough. Log text comes from DIR/NS/POD/CONTAINER.log.
+
+`follow=true` (`kubectl logs -f`, the pods/log API's follow) streams the file as it grows, like
+the kubelet follows a running container, until DIR/NS/POD/CONTAINER.log.done exists (whoever
+plays the container runtime creates it when the container exits) and everything is sent.
 """
 
 import argparse
@@ -22,6 +26,8 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
+import urllib.parse
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, default=10250)
@@ -32,8 +38,12 @@ a = p.parse_args()
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         parts = self.path.split("?")[0].strip("/").split("/")
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         if len(parts) == 4 and parts[0] == "containerLogs":
             path = os.path.join(a.logs_dir, parts[1], parts[2], parts[3] + ".log")
+            if os.path.exists(path) and query.get("follow") == ["true"]:
+                self.follow(path)
+                return
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     body = f.read()
@@ -44,6 +54,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(body)
                 return
         self.send_error(404, "no such container log")
+
+    def follow(self, path, limit=900.0):
+        # No Content-Length: the body ends when the connection closes (HTTP/1.0), as a stream.
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        deadline = time.monotonic() + limit
+        with open(path, "rb") as f:
+            try:
+                while time.monotonic() < deadline:
+                    done = os.path.exists(path + ".done")  # before reading: no lost last bytes
+                    chunk = f.read()
+                    if chunk:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    elif done:
+                        return
+                    else:
+                        time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client stopped following
 
     def log_message(self, *args):
         pass

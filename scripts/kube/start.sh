@@ -28,6 +28,7 @@ etcd --data-dir "$DIR/etcd" --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
   --service-account-issuer=https://kubernetes.default.svc --service-account-key-file=sa.key \
   --service-account-signing-key-file=sa.key --token-auth-file=tokens.csv --authorization-mode=RBAC \
   --service-cluster-ip-range=10.96.0.0/16 --disable-admission-plugins=ServiceAccount \
+  --feature-gates=TTLAfterFinished=true \
   > apiserver.log 2>&1 & echo $! > apiserver.pid
 cat > kubeconfig <<KC
 apiVersion: v1

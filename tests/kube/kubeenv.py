@@ -235,6 +235,9 @@ class KubeEnv:
                 "--service-cluster-ip-range=10.96.0.0/16",
                 # No token controller gives ServiceAccounts tokens, so its admission plugin is off.
                 "--disable-admission-plugins=ServiceAccount",
+                # Alpha in v1.20 (GA in 1.23): without it the apiserver drops a Job's
+                # ttlSecondsAfterFinished, which `run --in-cluster` sets (tests check it is kept).
+                "--feature-gates=TTLAfterFinished=true",
             ],
         )
         self.kubeconfig = wd / "kubeconfig"

@@ -21,6 +21,7 @@ from smokegate.cli._args import (
     kube_options,
     selection,
 )
+from smokegate.cli._incluster import add_in_cluster_args
 from smokegate.cli.discover import add_discover_options
 from smokegate.durations import duration_arg
 
@@ -46,7 +47,8 @@ def add_gate_parser(sub: Any) -> None:
         "  smokegate gate helmrelease/podinfo -n apps suites/\n"
         "  smokegate gate hr/podinfo -n apps --revision 6.6.2 --timeout 15m suites/podinfo.yaml\n"
         "  smokegate gate apps/podinfo suites/ --report junit=out/junit.xml \\\n"
-        "      --notify-flux http://notification-controller.flux-system.svc.cluster.local./\n",
+        "      --notify-flux http://notification-controller.flux-system.svc.cluster.local./\n"
+        "  smokegate gate hr/podinfo -n apps suites/ --in-cluster --service-account smokegate\n",
     )
     p.add_argument(
         "target",
@@ -96,6 +98,7 @@ def add_gate_parser(sub: Any) -> None:
     add_selection_args(p, with_list=False)
     add_run_args(p)
     add_kube_args(p, namespace_help="namespace of the HelmRelease (default: the context's)")
+    add_in_cluster_args(p)
     p.set_defaults(cmd=cmd_gate)
 
 
@@ -111,6 +114,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
         raise UsageError(f"--notify-flux {args.notify_flux!r}: must be an http:// or https:// URL")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.in_cluster and "-" in args.suites:
+        raise UsageError("gate --in-cluster: give suite files, not - (stdin)")
     discover = gate_discover_request(args)
     if not args.suites and discover is None:
         raise UsageError("give suite files or directories, or --discover")
@@ -135,6 +140,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
         if not plan.checks and not kw.get("extra_results"):
             print("smokegate: no checks selected", file=sys.stderr)
             return (2 if not selection(args).empty else 0), None
+        if args.in_cluster and plan.checks:
+            # The suites run in a Job in the release's namespace, with the release's facts.
+            from smokegate.cli._incluster import release_vars, run_in_cluster_and_report
+
+            context = kw.get("context") or {}
+            return run_in_cluster_and_report(
+                args,
+                [suite.file for suite in plan.suites],
+                namespace=kw.get("namespace"),
+                cli_vars={**parse_vars(args.var), **release_vars(context)},
+                context=context,
+                extra_results=kw.get("extra_results") or (),
+            )
         return run_and_report(plan, args, **kw)
 
     err(

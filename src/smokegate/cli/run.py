@@ -22,6 +22,7 @@ from smokegate.cli._args import (
     kube_options,
     selection,
 )
+from smokegate.cli._incluster import add_in_cluster_args, add_log_report_arg
 from smokegate.cli.discover import add_discover_options
 
 
@@ -34,7 +35,8 @@ def add_run_parser(sub: Any) -> None:
         epilog=EXIT_CODES + "\nexamples:\n"
         "  smokegate run suites/\n"
         "  smokegate run suite.yaml -t smoke --report junit=out/junit.xml\n"
-        "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n",
+        "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n"
+        "  smokegate run --in-cluster -n apps suites/ --service-account smokegate\n",
     )
     add_suite_args(p, suites_required=False)
     add_discover_options(p)
@@ -45,6 +47,8 @@ def add_run_parser(sub: Any) -> None:
         namespace_help="default namespace for `kube` checks and Secret references "
         "(default: the context's). The cluster is contacted only if a suite needs it",
     )
+    add_in_cluster_args(p)
+    add_log_report_arg(p)
     p.set_defaults(cmd=cmd_run)
 
 
@@ -88,6 +92,18 @@ def cmd_run(args: argparse.Namespace) -> int:
                 args.suites, cli_vars=parse_vars(args.var), selection=selection(args), lint=True
             )
         )
+    if args.in_cluster:
+        from smokegate.api import read_stdin_once
+        from smokegate.cli._incluster import run_in_cluster_and_report
+
+        code, _ = run_in_cluster_and_report(
+            args,
+            args.suites,
+            namespace=args.namespace,
+            cli_vars=parse_vars(args.var),
+            stdin_text=read_stdin_once(args.suites),
+        )
+        return code
     # The cluster is contacted only if a suite references a Secret (now) or runs a `kube` or
     # `helmTest` check (its configuration read before the run, the connection at first use).
     plan = plan_run_with_cluster(
@@ -100,9 +116,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not plan.checks:
         print("smokegate: no checks selected", file=sys.stderr)
         return 2 if not selection(args).empty else 0
-    code, _ = run_and_report(
+    code, run = run_and_report(
         plan, args, kube_factory=kube_factory_for(plan, kube), namespace=args.namespace
     )
+    if args.log_report:
+        # After everything else this run prints: the block is the log's last lines.
+        from smokegate.report import redacted
+        from smokegate.report.jsonreport import render
+        from smokegate.report.logblock import encode
+
+        sys.stdout.flush()
+        sys.stdout.write(encode(render(redacted(run, plan.redactor))))
+        sys.stdout.flush()
     return code
 
 

@@ -264,17 +264,28 @@ class KubeClient:
             raise api_error(exc, f"watching {rt.describe(name, ns)}") from None
 
     async def list(
-        self, rt: ResourceType, namespace: str | None = None, labels: Labels | None = None
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        labels: Labels | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every ``rt`` in ``namespace`` (cluster-wide for cluster-scoped kinds) matching
-        ``labels``. Items come as the API lists them: without ``kind``/``apiVersion``."""
+        ``labels`` (and the field selector ``fields``, e.g. ``{"involvedObject.name": "x"}``).
+        Items come as the API lists them: without ``kind``/``apiVersion``."""
         ns = self._ns(rt, namespace)
         where = f"{rt.plural} in namespace {ns}" if ns else rt.plural
         selector = _selector(labels)
         try:
             return [
                 _plain(obj)
-                async for obj in self.api.list(self._class(rt), namespace=ns, labels=selector)
+                async for obj in self.api.list(
+                    self._class(rt),
+                    namespace=ns,
+                    labels=selector,
+                    fields=dict(fields or {}) or None,
+                )
             ]
         except Exception as exc:
             raise api_error(exc, f"listing {where}") from None
@@ -331,6 +342,28 @@ class KubeClient:
         except Exception as exc:
             raise api_error(exc, what) from None
         return "".join(lines)
+
+    async def stream_log(
+        self, pod: str, namespace: str | None = None, container: str | None = None
+    ) -> AsyncGenerator[str, None]:
+        """A pod container's log as it is written (``follow``: no read timeout), line by line,
+        from its first line; the stream ends when the container stops (or the connection
+        drops: the caller re-reads the pod to tell which)."""
+        ns = self._ns(POD, namespace)
+        what = f"log of {POD.describe(pod, ns)}" + (f" container {container}" if container else "")
+        stream: Any = self.api.log(pod, namespace=ns, container=container, follow=True)
+        try:
+            async with contextlib.aclosing(stream):
+                async for line in stream:
+                    yield line
+        except Exception as exc:
+            err = api_error(exc, what)
+            if err.code is None:
+                # lightkube cannot read the error body of a refused follow request (it reads
+                # the async stream synchronously), so the status is lost: ask once without
+                # follow, which answers with the API server's own reason (403, 404 …).
+                await self.log(pod, namespace, container, tail_lines=1)
+            raise err from None
 
     async def replace(
         self, rt: ResourceType, obj: Mapping[str, Any], namespace: str | None = None

@@ -83,3 +83,79 @@ def load_schema() -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) of the report."""
     text = resources.files("smokegate.report").joinpath(SCHEMA_FILE).read_text("utf-8")
     return json.loads(text)
+
+
+# --- reading a report back -------------------------------------------------------------------
+
+
+class ReportFormatError(ValueError):
+    """Not a ``smokegate.io/report/v1`` report; the message says where it differs."""
+
+
+def load_run(data: Any) -> RunResult:
+    """A ``RunResult`` from a JSON report's data (``render``'s output, parsed), so a run made
+    elsewhere (a pod, another host) can be reported as if it ran here: every file reporter
+    renders the loaded run as it rendered the original. The data is checked against the schema
+    first; fields a newer smokegate added within v1 are ignored, as the promise allows."""
+    import jsonschema
+
+    from smokegate.checks.base import Mismatch
+    from smokegate.engine.results import Attempt, CheckResult, Status, SuiteInfo
+
+    try:
+        jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise ReportFormatError(
+            f"not a smokegate.io/report/v1 report: {where}: {exc.message}"
+        ) from None
+    results = [
+        CheckResult(
+            id=r["id"],
+            name=r["name"],
+            suite=r["suite"],
+            kind=r["kind"],
+            status=Status(r["status"]),
+            tags=tuple(r["tags"]),
+            source=r["source"],
+            description=r["description"],
+            attempts=[
+                Attempt(
+                    number=a["number"],
+                    started_at=a["startedAt"],
+                    duration=a["duration"],
+                    ok=a["ok"],
+                    message=a["message"],
+                    error_kind=a["errorKind"],
+                )
+                for a in r["attempts"]
+            ],
+            started_at=r["startedAt"],
+            duration=r["duration"],
+            message=r["message"],
+            error_kind=r["errorKind"],
+            evidence=[Mismatch(m["subject"], m["expected"], m["actual"]) for m in r["evidence"]],
+            snippet=r["snippet"],
+            details=dict(r["details"]),
+            log=r["log"],
+        )
+        for r in data["results"]
+    ]
+    return RunResult(
+        run_id=data["runId"],
+        started_at=data["startedAt"],
+        finished_at=data["finishedAt"],
+        suites=[SuiteInfo(s["name"], s["file"], s["release"]) for s in data["suites"]],
+        results=results,
+        interrupted=data["interrupted"],
+        context=dict(data["context"]),
+    )
+
+
+def parse_report(text: str) -> RunResult:
+    """``load_run`` of a JSON report's text."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ReportFormatError(f"not JSON: {exc}") from None
+    return load_run(data)

@@ -70,6 +70,16 @@ class ServeConfig(Model):
         return value
 
     @model_validator(mode="after")
+    def _in_cluster_needs_kubernetes(self) -> ServeConfig:
+        if not self.kubernetes.enabled:
+            for i, rule in enumerate(self.releases):
+                if rule.in_cluster is not None:
+                    raise ValueError(
+                        f"releases[{i}].inCluster runs a Job: it needs kubernetes.enabled: true"
+                    )
+        return self
+
+    @model_validator(mode="after")
     def _unique_schedules(self) -> ServeConfig:
         names = [s.name for s in self.schedules]
         dup = {n for n in names if names.count(n) > 1}

@@ -169,6 +169,30 @@ def _resolve_entry(value: str) -> str:
 ResolveEntry = Annotated[str, AfterValidator(_resolve_entry)]
 
 
+def _in_cluster_shorthand(value: Any) -> Any:
+    # `inCluster: true` is the common case; `false` is the same as leaving it out.
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
+class InClusterRun(Model):
+    """Run a release's suites in a Job in the release's namespace, as ``run --in-cluster`` does
+    (docs/in-cluster.md): checks then see the namespace's DNS, NetworkPolicies and mesh."""
+
+    image: str | None = None
+    """The runner image (default: ghcr.io/smokegate/smokegate at this smokegate's version)."""
+    service_account: str | None = None
+    """The pod's ServiceAccount (default: the namespace's ``default``): it reads the Secrets."""
+    timeout: Duration = 1800.0
+    """The whole in-cluster run, image pull included."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """The pod's environment, for ``${env:…}`` (visible in the Job: not for secrets)."""
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    pod_annotations: dict[str, str] = Field(default_factory=dict)
+
+
 class ReleaseRule(Model):
     """Which suites test which HelmReleases (the ``smokegate.io/suites`` annotation on a
     HelmRelease, when present, wins over every rule; ``smokegate.io/discover`` over
@@ -187,6 +211,9 @@ class ReleaseRule(Model):
     """``HOST:PORT:ADDR`` overrides for these runs (like ``--resolve``): connect to ADDR for
     HOST:PORT. For a server outside the cluster, whose discovered checks name cluster DNS
     names (``web.apps.svc.cluster.local:80:10.0.0.7``)."""
+    in_cluster: Annotated[InClusterRun | None, BeforeValidator(_in_cluster_shorthand)] = None
+    """``true`` (or the Job's settings): run these suites in a Job in the release's namespace
+    (needs kubernetes.enabled, and the in-cluster RBAC there: docs/in-cluster.md)."""
 
     @model_validator(mode="after")
     def _something_to_run(self) -> ReleaseRule:

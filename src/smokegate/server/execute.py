@@ -68,6 +68,8 @@ class RunMapping:
     resolve: list[str] = field(default_factory=list)
     """``HOST:PORT:ADDR`` entries (the rule's ``resolve``)."""
     resolve_table: dict[tuple[str, int], str] = field(default_factory=dict)
+    in_cluster: Any = None
+    """The rule's ``inCluster`` (``InClusterRun``): run the suites in a Job (server.incluster)."""
 
 
 @dataclass(slots=True)
@@ -226,6 +228,7 @@ class JobRunner:
             vars=dict(rule.vars) if rule else {},
             resolve=list(rule.resolve) if rule else [],
             resolve_table=rule.resolve_table() if rule else {},
+            in_cluster=rule.in_cluster if rule else None,
         )
         if requested:
             # A run that names its suites runs exactly those.
@@ -333,6 +336,13 @@ class JobRunner:
         context |= {"trigger": job.trigger, "jobId": job.id}
         if job.payload.get("event"):
             context["event"] = job.payload["event"]
+        if mapping is not None and mapping.in_cluster is not None and kube is not None:
+            from smokegate.server.incluster import execute_in_cluster
+
+            return await execute_in_cluster(
+                kube, job, plan, facts, helm_tests, mapping, context,
+                concurrency=self.config.worker.check_concurrency,
+            )  # fmt: skip
         concurrency = self.config.worker.check_concurrency
         return await execute_plan(
             plan,

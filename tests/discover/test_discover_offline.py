@@ -15,13 +15,13 @@ import pytest
 from smokegate.api import plan_run
 from smokegate.discover import build as build_mod
 from smokegate.discover.build import BuildOptions, PodAddress, build_checks
+from smokegate.discover.manifests import load_manifests
 from smokegate.discover.objects import (
     Container,
     ContainerPort,
     ServicePort,
     Workload,
     collect,
-    load_manifests,
 )
 from smokegate.discover.ports import PortError, resolve_probe_port, service_target
 from smokegate.discover.request import DiscoverRequest, discover_suite, merged_suite_paths

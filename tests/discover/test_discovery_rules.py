@@ -18,7 +18,8 @@ import pytest
 
 from smokegate.discover import build as build_mod
 from smokegate.discover.build import build_checks
-from smokegate.discover.objects import collect, load_manifests
+from smokegate.discover.manifests import load_manifests
+from smokegate.discover.objects import collect
 from tests.helpers import run_cli
 
 

@@ -13,8 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.errors import UsageError
-
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 PROBE_FIELDS = ("readinessProbe", "startupProbe", "livenessProbe")
 """The order checks are derived in: readiness is what "ready to serve" means."""
@@ -159,94 +157,6 @@ class ManifestError(ValueError):
         self.message = message
 
 
-class Manifest(dict[str, Any]):
-    """An object read from manifest text: a plain dict that remembers where it was written."""
-
-    __slots__ = ("where",)
-
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
-        super().__init__(data)
-        self.where = where
-
-
-# --- reading manifests -------------------------------------------------------------------------
-
-
-def load_manifests(text: str, source: str = "manifests") -> list[dict[str, Any]]:
-    """``---``-separated YAML (``helm template`` output, a release's ``manifest``, ``kubectl get
-    -o yaml``) -> object dicts (``Manifest``: each knows its document). ``List`` kinds are
-    flattened; empty documents are skipped. Text that is not YAML, or a document that is not an
-    object, is a ``UsageError`` naming the file and the line or document."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = YAML(typ="safe", pure=True)
-    try:
-        docs = list(yaml.load_all(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = "; ".join(str(x).strip() for x in (exc.context, exc.problem) if x) or "syntax"
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise UsageError(f"{where}: not valid YAML: {' '.join(what.split())}") from None
-    except YAMLError as exc:
-        raise UsageError(_reader_error(exc, text, source)) from None
-    out: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for number, doc in enumerate(docs, 1):
-        where = f"{source}, document {number}"
-        if doc is None:
-            continue
-        if not isinstance(doc, dict):
-            hint = (
-                " (one object per `---` document, or kind: List)" if isinstance(doc, list) else ""
-            )
-            problems.append(
-                f"{where}: expected a Kubernetes object (a mapping with apiVersion and kind), "
-                f"got {_what(doc)}{hint}"
-            )
-            continue
-        if isinstance(doc.get("kind"), str) and doc["kind"].endswith("List"):
-            items = doc.get("items")
-            if items is not None and not isinstance(items, list):
-                problems.append(
-                    f"{where} ({doc['kind']}): items: expected a list, got {_what(items)}"
-                )
-                continue
-            for i, item in enumerate(items or ()):
-                if not isinstance(item, dict):
-                    problems.append(
-                        f"{where} ({doc['kind']}): items[{i}]: expected a Kubernetes object "
-                        f"(a mapping), got {_what(item)}"
-                    )
-                    continue
-                out.append(Manifest(item, f"{where}, items[{i}]"))
-        else:
-            out.append(Manifest(doc, where))
-    if problems:
-        raise UsageError(
-            problems[0]
-            if len(problems) == 1
-            else f"{len(problems)} problems:\n  " + "\n  ".join(problems)
-        )
-    return out
-
-
-def _reader_error(exc: Exception, text: str, source: str) -> str:
-    """A character YAML refuses (a control character, a lone surrogate standing for a byte that
-    is not UTF-8), said with its line and column instead of a character offset."""
-    position = getattr(exc, "position", None)
-    character = getattr(exc, "character", None)
-    if not isinstance(position, int):
-        return f"{source}: not valid YAML: {' '.join(str(exc).split())}"
-    line = text.count("\n", 0, position) + 1
-    column = position - (text.rfind("\n", 0, position) + 1) + 1
-    code = ord(character) if isinstance(character, str) else character
-    if isinstance(code, int) and 0xDC80 <= code <= 0xDCFF:
-        return f"{source}:{line}:{column}: not UTF-8 text (byte 0x{code - 0xDC00:02x})"
-    shown = f"character U+{code:04X}" if isinstance(code, int) else "a character"
-    return f"{source}:{line}:{column}: not valid YAML: {shown} is not allowed"
-
-
 def collect(raw: Iterable[Mapping[str, Any]], default_namespace: str) -> Objects:
     """Typed views of the objects discovery uses. Objects without a namespace get
     ``default_namespace``, as Helm and kubectl apply them to the release's namespace.
@@ -281,7 +191,7 @@ def collect(raw: Iterable[Mapping[str, Any]], default_namespace: str) -> Objects
 # --- typed access: every wrong shape is a ManifestError naming its path --------------------------
 
 
-def _what(value: Any) -> str:
+def describe_value(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, int | float):
@@ -306,7 +216,7 @@ def _map(obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ManifestError(_at(path, key), f"expected a mapping, got {_what(value)}")
+        raise ManifestError(_at(path, key), f"expected a mapping, got {describe_value(value)}")
     return value
 
 
@@ -317,11 +227,11 @@ def _maps(obj: Mapping[str, Any], key: str, path: str) -> list[tuple[str, Mappin
         return []
     where = _at(path, key)
     if not isinstance(value, list):
-        raise ManifestError(where, f"expected a list, got {_what(value)}")
+        raise ManifestError(where, f"expected a list, got {describe_value(value)}")
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
-            raise ManifestError(_at(where, i), f"expected a mapping, got {_what(item)}")
+            raise ManifestError(_at(where, i), f"expected a mapping, got {describe_value(item)}")
         out.append((_at(where, i), item))
     return out
 
@@ -331,7 +241,7 @@ def _text(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ManifestError(_at(path, key), f"expected a string, got {_what(value)}")
+        raise ManifestError(_at(path, key), f"expected a string, got {describe_value(value)}")
     return str(value)
 
 
@@ -341,11 +251,11 @@ def _texts(obj: Mapping[str, Any], key: str, path: str) -> list[str]:
         return []
     where = _at(path, key)
     if not isinstance(value, list):
-        raise ManifestError(where, f"expected a list, got {_what(value)}")
+        raise ManifestError(where, f"expected a list, got {describe_value(value)}")
     out = []
     for i, item in enumerate(value):
         if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise ManifestError(_at(where, i), f"expected a string, got {_what(item)}")
+            raise ManifestError(_at(where, i), f"expected a string, got {describe_value(item)}")
         out.append(str(item))
     return out
 
@@ -355,7 +265,7 @@ def _labels(obj: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
     out = {}
     for k, v in _map(obj, key, path).items():
         if isinstance(v, Mapping | list):
-            raise ManifestError(_at(where, str(k)), f"expected a string, got {_what(v)}")
+            raise ManifestError(_at(where, str(k)), f"expected a string, got {describe_value(v)}")
         out[str(k)] = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
     return out
 
@@ -371,7 +281,7 @@ def _number(obj: Mapping[str, Any], key: str, path: str, *, required: bool = Fal
         return value
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
-    raise ManifestError(_at(path, key), f"expected a number, got {_what(value)}")
+    raise ManifestError(_at(path, key), f"expected a number, got {describe_value(value)}")
 
 
 def _int_or_name(obj: Mapping[str, Any], key: str, path: str) -> int | str | None:
@@ -380,7 +290,9 @@ def _int_or_name(obj: Mapping[str, Any], key: str, path: str) -> int | str | Non
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ManifestError(_at(path, key), f"expected a port number or name, got {_what(value)}")
+        raise ManifestError(
+            _at(path, key), f"expected a port number or name, got {describe_value(value)}"
+        )
     return value
 
 

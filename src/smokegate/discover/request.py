@@ -126,7 +126,8 @@ async def _finish_live(client: Any, found: Found, request: DiscoverRequest) -> D
 def _from_files(request: DiscoverRequest, namespace: str) -> Found:
     """The objects of ``request.files``, each file read and parsed on its own (so a problem
     names its file and line or document), filtered by ``request.selector``."""
-    from smokegate.discover.objects import WORKLOAD_KINDS, load_manifests
+    from smokegate.discover.manifests import load_manifests
+    from smokegate.discover.objects import WORKLOAD_KINDS
     from smokegate.discover.selector import parse_selector
     from smokegate.discover.source import Found
 

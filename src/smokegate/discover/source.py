@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smokegate.discover.build import PodAddress, workload_key
-from smokegate.discover.objects import WORKLOAD_KINDS, Workload, load_manifests
+from smokegate.discover.manifests import load_manifests
+from smokegate.discover.objects import WORKLOAD_KINDS, Workload
 from smokegate.discover.selector import Selector
 from smokegate.errors import ClusterError, SmokegateError
 from smokegate.helm.release import HelmReleaseRecord, ReleaseDecodeError, ReleaseRef

@@ -25,7 +25,8 @@ from tests.servers.nginx import NginxServer
 
 from smokegate.api import run_async
 from smokegate.discover import build as build_mod
-from smokegate.discover.objects import collect, load_manifests
+from smokegate.discover.manifests import load_manifests
+from smokegate.discover.objects import collect
 from smokegate.discover.request import DiscoverRequest, discover_from_helmrelease, discover_suite
 from smokegate.kube.client import KubeClient, KubeOptions
 

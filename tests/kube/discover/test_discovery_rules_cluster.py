@@ -20,7 +20,8 @@ from tests.helpers import run_cli
 from tests.servers.nginx import NginxServer
 
 from smokegate.discover.build import build_checks
-from smokegate.discover.objects import collect, load_manifests
+from smokegate.discover.manifests import load_manifests
+from smokegate.discover.objects import collect
 from smokegate.discover.request import DiscoverRequest, discover_suite
 from smokegate.kube.client import KubeOptions
 

@@ -117,6 +117,7 @@ debian_rootfs() { # ROOT
     --setup-hook="install -m 0644 '$HERE/dpkg-slim' \"\$1/etc/dpkg/dpkg.cfg.d/smokegate-slim\"" \
     --setup-hook="sync-in '$CACHE/apt' /var/cache/apt/archives/" \
     --customize-hook="sync-out /var/cache/apt/archives '$CACHE/apt'" \
+    --customize-hook="rm -rf '$CACHE/apt/partial' '$CACHE/apt/lock'" \
     "$SUITE" "$1" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1 ||
     { tail -40 "$WORK/mmdebstrap.log" >&2; fail "mmdebstrap failed (log above)"; }
 }

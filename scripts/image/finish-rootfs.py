@@ -98,6 +98,22 @@ def slim(root: Path, excludes: list[str], includes: list[str]) -> int:
     return removed
 
 
+def reset_apt_archives(root: Path) -> None:
+    """/var/cache/apt/archives as a fresh apt leaves it, whatever a build's download cache
+    brought along (an old lock file, its partial/ with other times and owners)."""
+    archives = root / "var/cache/apt/archives"
+    if not archives.is_dir():
+        return
+    remove(archives / "lock")
+    remove(archives / "partial")
+    partial = archives / "partial"
+    partial.mkdir(mode=0o700)
+    partial.chmod(0o700)
+    users = (line.split(":") for line in (root / "etc/passwd").read_text().splitlines())
+    apt_uid = next((int(u[2]) for u in users if u[0] == "_apt"), 0)
+    os.chown(partial, apt_uid, 0)
+
+
 def drop_setid(root: Path) -> list[str]:
     """Clear setuid/setgid bits, on the root's own filesystem only (not /proc, /sys, mounts)."""
     dropped = []
@@ -150,6 +166,7 @@ def main(argv: list[str]) -> int:
     for pattern in LEFTOVER_GLOBS:
         for match in root.glob(pattern.lstrip("/")):
             remove(match)
+    reset_apt_archives(root)
     if root != Path("/"):
         for name in RUNTIME_FILES:
             remove(root / name.lstrip("/"))

@@ -93,6 +93,12 @@ KEY=$( {
   sha256sum "$KUBE_BIN/helm" "$KUBE_BIN/kubectl" 2>/dev/null || true
 } | sha256sum | cut -c1-16)
 mkdir -p "$CACHE/apt" "$CACHE/wheels" "$CACHE/layouts" "$(dirname "$OUT")"
+# One build at a time per cache (several worktrees' test runs share it): wait for the other.
+exec 9>"$CACHE/.lock"
+if ! flock -n 9; then
+  log "another build holds $CACHE/.lock; waiting"
+  flock 9
+fi
 
 WORKS=()
 cleanup() { for w in "${WORKS[@]}"; do rm -rf --one-file-system "$w"; done; }
@@ -290,6 +296,7 @@ umoci config --image "$OUT.tmp:build" --tag "$VERSION" --no-history --created="$
   --architecture="$ARCH" --os=linux "${CONFIG[@]}"
 umoci rm --image "$OUT.tmp:build"
 umoci gc --layout "$OUT.tmp"
+chmod -R a+rX "$OUT.tmp"  # umoci writes blobs 0600; anyone may read or push the image
 rm -rf "$OUT"
 mv "$OUT.tmp" "$OUT"
 log "image $OUT:$VERSION (revision $REVISION)"

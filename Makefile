@@ -54,3 +54,9 @@ bench-premerge: $(VENV)/.dev kube-env
 
 clean:
 	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache .import_linter_cache
+
+# The container image, as an OCI layout under dist/oci/smokegate (daemonless, reproducible; needs
+# root). tests/image builds it too, so `make test` covers it. See docs/image.md.
+.PHONY: image
+image:
+	bash scripts/image/build.sh

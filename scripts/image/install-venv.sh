@@ -18,13 +18,21 @@ VENV=$1 WHEELS=$2 APP=$3 PIP_WHEEL=$4 CONSTRAINTS=$5 CA=${6:-}
 pip() { "$VENV/bin/python" "$PIP_WHEEL/pip" --isolated --disable-pip-version-check --no-input "$@"; }
 
 REQ="$APP[all]"
-# Offline first (everything already in the wheelhouse), else fetch what is missing from PyPI.
-if ! pip download -q --no-index --find-links "$WHEELS" --only-binary=:all: \
-    -c "$CONSTRAINTS" -d "$WHEELS" "$REQ" >/dev/null 2>&1; then
+# The wheelhouse holds dependencies only. `pip download` saves the project's wheel there too, and
+# next time takes that stale copy ("already downloaded") for the new one: its old extras' needs
+# would be fetched, the new ones not.
+rm -f "$WHEELS"/smokegate-*.whl
+install() {
+  pip install -q --no-index --find-links "$WHEELS" --only-binary=:all: --no-compile \
+    --no-cache-dir -c "$CONSTRAINTS" "$REQ"
+}
+# Offline first (everything already in the wheelhouse), else fetch what is missing from PyPI;
+# the install itself is the test of "everything is there".
+if ! install 2>/dev/null; then
   pip download -q --only-binary=:all: ${CA:+--cert "$CA"} -c "$CONSTRAINTS" -d "$WHEELS" "$REQ"
+  rm -f "$WHEELS"/smokegate-*.whl
+  install
 fi
-pip install -q --no-index --find-links "$WHEELS" --only-binary=:all: --no-compile --no-cache-dir \
-  -c "$CONSTRAINTS" "$REQ"
 
 # Bytecode now, because a read-only root filesystem cannot be written at run time (every start
 # would compile everything again). unchecked-hash: no timestamps inside (reproducible), and the

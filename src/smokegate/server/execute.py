@@ -146,7 +146,7 @@ class JobRunner:
                 report_run.context["discovery"] = _discovery_context(discovery)
             notes: list[str] = []
             if hr is not None and client is not None:
-                notes = await self._report_back(client, hr, facts, report_run)
+                notes = await self._report_back(client, hr, facts, report_run, plan.redactor)
             if notes:
                 report_run.context["reportedTo"] = notes
         finally:
@@ -347,7 +347,7 @@ class JobRunner:
         )
 
     async def _report_back(
-        self, client: Any, hr: dict[str, Any], facts: Any, run: Any
+        self, client: Any, hr: dict[str, Any], facts: Any, run: Any, redactor: Any
     ) -> list[str]:
         """The gate's report-back: an Event on the HelmRelease and, optionally, Flux's
         notification-controller. Failures become notes; the verdict stands."""
@@ -355,7 +355,7 @@ class JobRunner:
         from smokegate.kube.client import KubeError
         from smokegate.kube.events import record_event
 
-        outcome = outcome_of(run)
+        outcome = outcome_of(run, redactor)
         notes = []
         k8s = self.config.kubernetes
         if k8s.record_events:

@@ -12,7 +12,7 @@ import pytest
 
 from smokegate.api import RunSettings, plan_run, run_plan
 from smokegate.checks import KINDS, Kind
-from smokegate.engine.results import Status
+from smokegate.core.results import Status
 from smokegate.suite import model
 from tests.helpers import write_suite
 
@@ -66,7 +66,7 @@ def test_the_worked_example_kind_runs(file_contains: None, tmp_path: Path) -> No
 
 
 def test_the_worked_example_kind_is_validated(file_contains: None, tmp_path: Path) -> None:
-    from smokegate.errors import SuiteError
+    from smokegate.core.errors import SuiteError
 
     suite = write_suite(tmp_path, "- {name: typo, fileContains: {path: a, txt: b}}")
     with pytest.raises(SuiteError) as caught:

@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.engine.loop import run_async
-from smokegate.engine.select import Selection, select
-from smokegate.errors import UsageError
-from smokegate.secrets import Redactor
+from smokegate.core.errors import UsageError
+from smokegate.core.loop import run_async
+from smokegate.core.secrets import Redactor
+from smokegate.core.selection import Selection
+from smokegate.engine.select import select
 from smokegate.suite.interpolate import Scope, SecretKey
 from smokegate.suite.loader import CompileOptions, PlannedCheck, Suite, compile_suites, parse_suites
 
@@ -199,7 +200,7 @@ def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[S
     """``compile_suites``, plus the problems of the Secret pre-fetch scan (``suite_secret_keys``)
     that compiling cannot see, all reported together. For runs that read no Secret (lint, the
     gate's check before waiting)."""
-    from smokegate.errors import SuiteError
+    from smokegate.core.errors import SuiteError
 
     scan_problems: list[Any] = []
     try:
@@ -250,7 +251,7 @@ def _lazy_client(options: Any) -> Any:
     needed the cluster (kind ``config``) instead of the whole run."""
 
     def make() -> Any:
-        from smokegate.checks.base import CheckFailed, ErrorKind
+        from smokegate.core.outcome import CheckFailed, ErrorKind
         from smokegate.kube.client import KubeClient
 
         try:
@@ -299,7 +300,7 @@ def suite_secret_keys(
     else the kubeconfig context's namespace (stored under the namespace-less key)."""
     import os
 
-    from smokegate.errors import SuiteError
+    from smokegate.core.errors import SuiteError
 
     env = dict(os.environ) if env is None else env
     wanted: dict[SecretKey, tuple[SecretKey, str]] = {}
@@ -384,7 +385,7 @@ async def fetch_suite_secrets(
     ``plan_run``, for variables in the references). Missing Secrets/keys raise ``SuiteError``
     (exit 2, every problem listed); API failures raise ``ClusterError`` naming the Secret and
     the reason."""
-    from smokegate.errors import ClusterError, Problem, SuiteError
+    from smokegate.core.errors import ClusterError, Problem, SuiteError
     from smokegate.kube.client import KubeError
     from smokegate.kube.secrets import fetch_secrets
 

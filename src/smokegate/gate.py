@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.engine.select import Selection
+from smokegate.core.selection import Selection
 from smokegate.flux.helmrelease import (
     ReleaseFacts,
     helm_test_results,

@@ -17,7 +17,7 @@ import pytest
 from smokegate.api import plan_run
 from smokegate.checks import KINDS, Kind
 from smokegate.checks.base import CheckContext
-from smokegate.engine.results import RunResult, Status
+from smokegate.core.results import RunResult, Status
 from smokegate.engine.runner import RunOptions, execute
 from smokegate.suite import model
 from tests.core import probe_kind

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smokegate.api import plan_run, suite_secret_keys
-from smokegate.errors import SuiteError
+from smokegate.core.errors import SuiteError
 from smokegate.suite.interpolate import (
     NeedsSecret,
     Scope,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from smokegate.api import plan_run
+from smokegate.core.errors import UsageError
 from smokegate.discover import build as build_mod
 from smokegate.discover.build import BuildOptions, PodAddress, build_checks
 from smokegate.discover.objects import (
@@ -26,7 +27,6 @@ from smokegate.discover.objects import (
 from smokegate.discover.ports import PortError, resolve_probe_port, service_target
 from smokegate.discover.request import DiscoverRequest, discover_suite, merged_suite_paths
 from smokegate.discover.selector import parse_selector
-from smokegate.errors import UsageError
 from smokegate.helm.release import (
     HelmReleaseRecord,
     ReleaseDecodeError,

@@ -42,7 +42,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import check_value, is_matcher, render
-from smokegate.secrets import MASK
+from smokegate.core.secrets import MASK
 from smokegate.suite.model import Duration
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ async def within(seconds: float | None, phase: str, target: str) -> AsyncIterato
     if seconds is None:
         yield
         return
-    from smokegate.durations import format_duration
+    from smokegate.core.durations import format_duration
 
     try:
         async with asyncio.timeout(seconds):

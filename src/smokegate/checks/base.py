@@ -16,17 +16,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 from pydantic.alias_generators import to_camel
 
-from smokegate.secrets import Redactor
+from smokegate.core.outcome import (
+    CheckFailed,
+    ErrorKind,
+    Mismatch,
+    Outcome,
+    failed,
+    passed,
+)
+from smokegate.core.secrets import Redactor
 
 if TYPE_CHECKING:
     from smokegate.httpclient import HttpClient
+
+# The outcome vocabulary lives in ``smokegate.core.outcome`` (the engine, the Helm test runner
+# and Flux's results share it); kind modules import it from here, their one contract module.
+__all__ = [
+    "CheckContext",
+    "CheckFailed",
+    "ErrorKind",
+    "LocalPath",
+    "Mismatch",
+    "Outcome",
+    "Spec",
+    "failed",
+    "passed",
+]
 
 
 class Spec(BaseModel):
@@ -52,84 +73,6 @@ def _resolve_path(value: str, info: ValidationInfo) -> str:
 
 LocalPath = Annotated[str, AfterValidator(_resolve_path)]
 """A file path; relative paths are taken relative to the suite file."""
-
-
-class ErrorKind:
-    """Why a check failed, in words a person can act on; shown in every report."""
-
-    EXPECTATION = "expectation"
-    CONNECTION_REFUSED = "connection_refused"
-    DNS = "dns"
-    TIMEOUT = "timeout"
-    TLS = "tls"
-    AUTH = "auth"
-    QUERY = "query"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    PROTOCOL = "protocol"
-    CONFIG = "config"
-    INTERNAL = "internal"
-
-
-@dataclass(slots=True)
-class Mismatch:
-    """One unmet expectation: what was checked, what was wanted, what was found."""
-
-    subject: str
-    expected: str
-    actual: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: expected {self.expected}, got {self.actual}"
-
-
-@dataclass(slots=True)
-class Outcome:
-    ok: bool
-    message: str = ""
-    evidence: list[Mismatch] = field(default_factory=list)
-    snippet: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    error_kind: str | None = None
-
-
-def passed(message: str = "", details: dict[str, Any] | None = None) -> Outcome:
-    return Outcome(True, message, [], None, details or {}, None)
-
-
-def failed(
-    evidence: list[Mismatch],
-    *,
-    snippet: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> Outcome:
-    message = "; ".join(str(m) for m in evidence[:3])
-    if len(evidence) > 3:
-        message += f" (+{len(evidence) - 3} more)"
-    return Outcome(False, message, evidence, snippet, details or {}, ErrorKind.EXPECTATION)
-
-
-class CheckFailed(Exception):
-    """A failure the check can name; becomes a failed attempt with this evidence."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str = ErrorKind.EXPECTATION,
-        evidence: list[Mismatch] | None = None,
-        snippet: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.evidence = evidence or []
-        self.snippet = snippet
-        self.details = details or {}
-
-    def to_outcome(self) -> Outcome:
-        return Outcome(False, self.message, self.evidence, self.snippet, self.details, self.kind)
 
 
 class CheckContext:

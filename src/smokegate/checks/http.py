@@ -37,7 +37,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import check_value, compiled_regex, render
-from smokegate.secrets import Redactor
+from smokegate.core.secrets import Redactor
 from smokegate.suite.model import Duration
 
 SNIPPET_BYTES = 512
@@ -413,7 +413,7 @@ def evaluate(expect: HttpExpect, resp: Any, redactor: Redactor | None = None) ->
                 if err:
                     misses.append(Mismatch("schema", "body valid against schema", err))
     if expect.latency is not None and resp.elapsed > expect.latency.max:
-        from smokegate.durations import format_duration
+        from smokegate.core.durations import format_duration
 
         misses.append(
             Mismatch(

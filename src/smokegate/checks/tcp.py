@@ -41,7 +41,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import compiled_regex, render
-from smokegate.durations import format_duration
+from smokegate.core.durations import format_duration
 from smokegate.suite.model import Duration
 
 READ_LIMIT = 64 * 1024

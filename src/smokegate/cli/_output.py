@@ -84,7 +84,7 @@ def print_helm_tests(results: list[Any], args: argparse.Namespace) -> None:
     """Flux's Helm test results, before the suite's live output (``gate``)."""
     from rich.markup import escape
 
-    from smokegate.engine.results import Status
+    from smokegate.core.results import Status
     from smokegate.report.console import make_console
 
     console = make_console(no_color=args.no_color)

@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 
 def print_summary(discovery: Any, *, show_not_checked: bool = True) -> None:

@@ -22,7 +22,7 @@ from smokegate.cli._args import (
     selection,
 )
 from smokegate.cli.discover import add_discover_options
-from smokegate.durations import duration_arg
+from smokegate.core.durations import duration_arg
 
 
 def add_gate_parser(sub: Any) -> None:
@@ -103,8 +103,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from smokegate.api import parse_vars
     from smokegate.cli._output import err, print_helm_tests, run_and_report
     from smokegate.cli.discover import gate_discover_request
-    from smokegate.durations import format_duration
-    from smokegate.errors import UsageError
+    from smokegate.core.durations import format_duration
+    from smokegate.core.errors import UsageError
     from smokegate.gate import GateRequest, run_gate
 
     if args.notify_flux and not args.notify_flux.startswith(("http://", "https://")):

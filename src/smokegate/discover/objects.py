@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 PROBE_FIELDS = ("readinessProbe", "startupProbe", "livenessProbe")

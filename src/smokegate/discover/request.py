@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 if TYPE_CHECKING:
     # Imported where used: a request is built before anything is discovered, and
@@ -69,7 +69,7 @@ def discover_suite(request: DiscoverRequest) -> Discovery:
         raise UsageError("say what to discover: helmrelease/NAME, --selector LABELS or -f FILE")
     if request.target and request.selector:
         raise UsageError("give a HelmRelease or --selector, not both")
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import KubeClient, KubeOptions
 
     options = request.kube or KubeOptions()

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from smokegate.checks import KINDS
 from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
-from smokegate.durations import format_duration
-from smokegate.engine.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
+from smokegate.core.durations import format_duration
+from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 from smokegate.suite.loader import PlannedCheck, Suite
 
 RunFn = Callable[[Any, CheckContext], Awaitable[Outcome]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from smokegate.engine.results import CheckResult, Status
+from smokegate.core.results import CheckResult, Status
 
 if TYPE_CHECKING:
     from smokegate.kube.client import KubeClient
@@ -67,7 +67,7 @@ def run_for_gate(
 ) -> list[CheckResult]:
     """``run_release_tests`` on its own event loop (each gate phase runs on its own), with a
     fresh client for ``config`` (the gate's ``SingleConfig``)."""
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import KubeClient
 
     namespace = str((hr.get("metadata") or {}).get("namespace") or "default")

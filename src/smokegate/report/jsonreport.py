@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from smokegate.engine.results import RunResult
+from smokegate.core.results import RunResult
 
 LOG_LIMIT = 256 * 1024
 SCHEMA_FILE = "report_schema.json"

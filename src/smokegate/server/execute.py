@@ -115,7 +115,7 @@ class JobRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a SuiteError, ClusterError, or a bug: recorded, not lost
-            from smokegate.errors import SmokegateError
+            from smokegate.core.errors import SmokegateError
 
             if not isinstance(exc, SmokegateError):
                 log.exception("job %s (%s) failed", job.id, job.release)
@@ -162,7 +162,7 @@ class JobRunner:
         """The HelmRelease once Flux has reconciled it (Kubernetes enabled), else None."""
         if self.kube is None or job.release.startswith("schedule/"):
             return None, None
-        from smokegate.errors import GateTimeout
+        from smokegate.core.errors import GateTimeout
         from smokegate.flux.wait import wait_for_release
         from smokegate.kube.client import HELMRELEASE, KubeError
 
@@ -246,8 +246,8 @@ class JobRunner:
             if self.kube is not None:
                 log.info("job %s: %s is not a HelmRelease: no discovery", job.id, job.release)
             return None
+        from smokegate.core.errors import SmokegateError
         from smokegate.discover.request import DiscoverRequest, discover_from_helmrelease
-        from smokegate.errors import SmokegateError
 
         # The rule's resolve entries are written into the discovered checks (so gRPC checks,
         # which connect by target, are redirected too) and applied to the whole run.

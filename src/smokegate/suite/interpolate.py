@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.secrets import Redactor
+from smokegate.core.secrets import Redactor
 from smokegate.suite.yamlpos import Path
 
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}")

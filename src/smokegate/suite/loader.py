@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from smokegate.errors import MissingExtraError, Problem, SuiteError
+from smokegate.core.errors import MissingExtraError, Problem, SuiteError
 from smokegate.suite.interpolate import Scope, UnresolvedVariable
 from smokegate.suite.model import (
     CheckCommon,

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from smokegate.durations import parse_duration
+from smokegate.core.durations import parse_duration
 
 API_VERSION = "smokegate.io/v1"
 

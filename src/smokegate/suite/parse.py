@@ -13,7 +13,7 @@ from pathlib import Path as FsPath
 
 from pydantic import ValidationError
 
-from smokegate.errors import Problem, SuiteError, UsageError
+from smokegate.core.errors import Problem, SuiteError, UsageError
 from smokegate.suite.model import SuiteDoc, kind_names
 from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
 

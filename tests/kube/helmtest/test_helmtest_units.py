@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from smokegate.engine.results import CheckResult, Status
+from smokegate.core.results import CheckResult, Status
 from smokegate.engine.select import Selection
 from smokegate.helm.release import HelmReleaseRecord, decode_release, encode_release
 from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests

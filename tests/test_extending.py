@@ -73,3 +73,26 @@ def test_the_worked_example_kind_is_validated(file_contains: None, tmp_path: Pat
         plan_run([str(suite)])
     problems = " | ".join(str(p) for p in caught.value.problems)
     assert "unknown field 'txt'" in problems and "missing required field 'text'" in problems
+
+
+def test_a_kind_that_needs_the_cluster_says_so_in_its_registry_line(
+    file_contains: None, tmp_path: Path
+) -> None:
+    """``needs_cluster`` is what makes a run read the kubeconfig before anything runs (exit 2 on
+    a broken one); the engine and the API never name kinds for it."""
+    from smokegate.api import kube_factory_for
+    from smokegate.core.errors import UsageError
+    from smokegate.kube.client import KubeOptions
+
+    suite = write_suite(tmp_path, "- {name: c, fileContains: {path: a, text: b}}")
+    plan = plan_run([str(suite)])
+    broken = KubeOptions(kubeconfig=str(tmp_path / "nope"))
+    kube_factory_for(plan, broken)  # a kind that needs no cluster: the kubeconfig is not read
+    KINDS["fileContains"] = Kind("fileContains", "docs_example_kind", needs_cluster=True)
+    with pytest.raises(UsageError, match=r"kubeconfig .*nope"):
+        kube_factory_for(plan, broken)
+    assert {k.name for k in KINDS.values() if k.needs_cluster} == {
+        "kube",
+        "helmTest",
+        "fileContains",
+    }

@@ -227,18 +227,15 @@ def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[S
     return suites
 
 
-# Check kinds that talk to the Kubernetes API.
-KUBE_KINDS = ("kube", "helmTest")
-
-
 def kube_factory_for(plan: RunPlan, kube: Any) -> Any:
     """The ``kube_factory`` for running ``plan`` (``kube``: ``KubeOptions``). When a check that
     will run needs the cluster, the kubeconfig is read now: a missing/invalid kubeconfig or an
     unknown ``--context`` is a usage error (exit 2) before anything runs, not a failure of every
     such check. Otherwise the configuration is never read."""
+    from smokegate.checks import KINDS
     from smokegate.kube.client import KubeClient, effective_namespace, load_config
 
-    if not any(c.kind in KUBE_KINDS and not c.skip for c in plan.checks):
+    if not any(KINDS[c.kind].needs_cluster and not c.skip for c in plan.checks):
         return _lazy_client(kube)
     config = load_config(kube)  # UsageError naming the kubeconfig/context
     namespace = effective_namespace(config, kube)

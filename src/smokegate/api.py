@@ -27,7 +27,7 @@ from typing import Any
 
 from smokegate.core.errors import UsageError
 from smokegate.core.loop import run_async
-from smokegate.core.secrets import Redactor
+from smokegate.core.secrets import Redactor, Secret
 from smokegate.core.selection import Selection
 from smokegate.engine.select import select
 from smokegate.suite.interpolate import Scope, SecretKey
@@ -162,7 +162,7 @@ def plan_run(
     env: Mapping[str, str] | None = None,
     selection: Selection | None = None,
     release_vars: Mapping[str, Any] | None = None,
-    secrets: Mapping[SecretKey, str] | None = None,
+    secrets: Mapping[SecretKey, str | Secret] | None = None,
     default_namespace: str | None = None,
     lint: bool = False,
     stdin_text: str | None = None,
@@ -377,7 +377,7 @@ async def fetch_suite_secrets(
     cli_vars: Mapping[str, str] | None = None,
     release_vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
-) -> dict[SecretKey, str]:
+) -> dict[SecretKey, Secret]:
     """Fetch what ``raws`` reference (``cli_vars``, ``release_vars`` and ``env``: as given to
     ``plan_run``, for variables in the references). Missing Secrets/keys raise ``SuiteError``
     (exit 2, every problem listed); API failures raise ``ClusterError`` naming the Secret and
@@ -420,14 +420,14 @@ def plan_run_with_cluster(
     cluster only if some suite does), then plan. ``kube_options`` is a ``KubeOptions``."""
     stdin_text = read_stdin_once(paths, stdin_text)
     raws = parse_suites(paths, stdin_text=stdin_text)
-    secrets: dict[SecretKey, str] = {}
+    secrets: dict[SecretKey, Secret] = {}
     refs = {"cli_vars": cli_vars, "release_vars": release_vars}
     if any(suite_secret_keys(raws, default_namespace, "", **refs)):
         from smokegate.kube.client import KubeClient
 
         client = KubeClient.from_options(kube_options)
 
-        async def fetch() -> dict[SecretKey, str]:
+        async def fetch() -> dict[SecretKey, Secret]:
             try:
                 return await fetch_suite_secrets(client, raws, default_namespace, **refs)
             finally:

@@ -38,6 +38,7 @@ from smokegate.checks.base import (
     Mismatch,
     Outcome,
     Spec,
+    Text,
     failed,
     passed,
 )
@@ -279,7 +280,7 @@ class SqlSpec(Spec):
     docstring is the field's description in the JSON Schema). A re-declared field keeps its
     place in the schema, so keep the type and default the same as here."""
 
-    dsn: str | None = None
+    dsn: Text | None = None
     """Connection string; redacted everywhere, fields below override its parts."""
     host: str | None = None
     """Server name or address (required without `dsn`)."""
@@ -287,7 +288,7 @@ class SqlSpec(Spec):
     """Default: the server's usual port."""
     database: str | None = None
     user: str | None = None
-    password: str | None = None
+    password: Text | None = None
     """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
     sslmode: str | None = None
     """TLS mode, in libpq's words (`disable` … `verify-full`)."""

@@ -15,12 +15,13 @@ everything they need arrives in ``spec`` and ``ctx``.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, ConfigDict, ValidationInfo
 
 from smokegate.core.outcome import (
     CheckFailed,
@@ -30,7 +31,8 @@ from smokegate.core.outcome import (
     failed,
     passed,
 )
-from smokegate.core.secrets import Redactor
+from smokegate.core.secrets import KeepSecrets, Redactor, Secret, Text, masked, reveal
+from smokegate.suite.model import Model
 
 if TYPE_CHECKING:
     from smokegate.httpclient import HttpClient
@@ -41,25 +43,28 @@ __all__ = [
     "CheckContext",
     "CheckFailed",
     "ErrorKind",
+    "KeepSecrets",
     "LocalPath",
     "Mismatch",
     "Outcome",
+    "Secret",
     "Spec",
+    "Text",
     "failed",
+    "masked",
     "passed",
+    "reveal",
 ]
 
 
-class Spec(BaseModel):
-    """Base for check specs: camelCase keys in YAML, unknown keys are errors."""
+class Spec(Model):
+    """Base for check specs: camelCase keys in YAML, unknown keys are errors, frozen.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
+    A field that may carry a secret (a password, a header, a DSN, a URL) is typed ``Text``: it
+    holds a ``Secret`` when the suite built it from one, and the check calls ``reveal()`` at the
+    driver call. ``repr()`` of a spec never shows a secret (``suite.model.Model``)."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
@@ -75,9 +80,16 @@ LocalPath = Annotated[str, AfterValidator(_resolve_path)]
 """A file path; relative paths are taken relative to the suite file."""
 
 
+ATTEMPT_DEADLINE: ContextVar[float | None] = ContextVar("smokegate_attempt_deadline", default=None)
+"""When the running attempt will be cut short (``time.perf_counter()`` seconds): its timeout, or
+the ``within`` deadline if that comes first. Set by the engine around each attempt (per task,
+so concurrent checks each see their own); read through ``CheckContext.time_left``."""
+
+
 class CheckContext:
     """Shared, run-scoped services for checks. Expensive clients are created on first use and
-    shared by all checks of the run (one HTTP connection pool per origin, one API client)."""
+    shared by all checks of the run (one HTTP connection pool per origin, one API client).
+    ``time_left()`` is the one per-attempt fact: how long the running attempt has left."""
 
     def __init__(
         self,
@@ -114,6 +126,14 @@ class CheckContext:
                 )
             self._kube = self._kube_factory()
         return self._kube
+
+    def time_left(self) -> float | None:
+        """Seconds the running attempt has left before the engine cuts it short (its timeout,
+        or the ``within`` deadline), None outside an attempt. For a driver that takes its own
+        timeout (an RPC deadline, a socket timeout): give it this instead of leaving it unset,
+        so the driver, and the server it talks to, stop when the attempt does."""
+        deadline = ATTEMPT_DEADLINE.get()
+        return None if deadline is None else max(0.0, deadline - time.perf_counter())
 
     def connect_address(self, host: str, port: int) -> tuple[str, int] | None:
         """Where to connect for host:port when a --resolve style override exists."""

@@ -19,7 +19,9 @@ known without them).
 
 A string that is exactly one ``${...}`` keeps the value's type (so ``status: ${code}`` stays an
 int when ``code`` is one). Values that come from Secrets or vars marked ``secret: true`` are
-registered with the run's ``Redactor``.
+``core.secrets.Secret`` values (registered with the run's ``Redactor`` too), and so is a string
+that embeds one (``"Bearer ${token}"`` renders as ``Bearer ***``): a spec field typed ``Text``
+keeps it for the check to reveal at the driver call.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.core.secrets import Redactor
+from smokegate.core.secrets import Redactor, Secret
 from smokegate.suite.yamlpos import Path
 
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
@@ -108,7 +110,7 @@ class Scope:
     secret_names: set[str] = field(default_factory=set)
     env: Mapping[str, str] = field(default_factory=dict)
     # Pre-fetched Secret values (resolution is async and batched before interpolation).
-    secrets: Mapping[SecretKey, str] = field(default_factory=dict)
+    secrets: Mapping[SecretKey, str | Secret] = field(default_factory=dict)
     default_namespace: str | None = None
     # Called for a SecretKey that was not pre-fetched; lint passes a placeholder maker.
     missing_secret: Callable[[SecretKey], str] | None = None
@@ -119,6 +121,9 @@ class Scope:
     # The pre-fetch scan only: vars without a value -> why (``NeedsSecret`` when the message
     # is set: the var reads a Secret; None: the var is broken, the compile step says how).
     unavailable: Mapping[str, str | None] = field(default_factory=dict)
+    # How many Secret values expansions have produced (shared with child scopes): the loader
+    # looks for Secrets only in what an expansion that produced one returned.
+    secrets_used: list[int] = field(default_factory=lambda: [0])
 
     def child(self, extra: Mapping[str, Any]) -> Scope:
         return Scope(
@@ -131,9 +136,10 @@ class Scope:
             self.redactor,
             self.no_secrets,
             self.unavailable,
+            self.secrets_used,
         )
 
-    def _secret(self, key: SecretKey, path: Path) -> str:
+    def _secret(self, key: SecretKey, path: Path) -> Secret:
         if self.no_secrets is not None:
             raise NeedsSecret(path, self.no_secrets)
         if key.namespace is None and self.default_namespace:
@@ -144,8 +150,17 @@ class Scope:
             value = self.missing_secret(key)
         else:
             raise UnresolvedVariable(path, f"{key} was not resolved (no Kubernetes access?)")
-        self.redactor.add(value)
-        return value
+        secret = value if isinstance(value, Secret) else Secret(value)
+        self.redactor.add(secret)
+        self.secrets_used[0] += 1
+        return secret
+
+    def secret_var(self, value: Any) -> Secret:
+        """The value of a var marked ``secret: true``: all of it secret, and known to the
+        ``Redactor``."""
+        secret = Secret(value.reveal() if isinstance(value, Secret) else _to_text(value))
+        self.redactor.add(secret)
+        return secret
 
     # --- Secret references ----------------------------------------------------------------------
 
@@ -205,8 +220,10 @@ class Scope:
             raise UnresolvedVariable(path, f"invalid variable reference ${{{expr}}}")
         if name in self.values:
             value = self.values[name]
-            if name in self.secret_names:
-                self.redactor.add(str(value))
+            if name in self.secret_names and not isinstance(value, Secret):
+                value = self.secret_var(value)
+            if isinstance(value, Secret):
+                self.secrets_used[0] += 1
             return value
         if name in self.unavailable:
             why = self.unavailable[name]
@@ -245,20 +262,38 @@ class Scope:
             def sub(m: re.Match[str]) -> str:
                 if m.group(1) is None:  # "$${" escape
                     return "${"
-                return _to_text(self.lookup(m.group(1), path))
+                value = self.lookup(m.group(1), path)
+                if isinstance(value, Secret):
+                    raise _EmbedsSecret
+                return _to_text(value)
 
-            return _REF.sub(sub, text)
-        refs = list(_scan(text))
-        if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
-            return self.lookup(refs[0][2], path)
-        out: list[str] = []
+            try:
+                return _REF.sub(sub, text)  # the hot path: plain text
+            except _EmbedsSecret:
+                refs = [(m.start(), m.end(), m.group(1)) for m in _REF.finditer(text)]
+        else:
+            refs = list(_scan(text))
+            if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
+                return self.lookup(refs[0][2], path)
+        out: list[Any] = []
+        secret = False
         pos = 0
         for start, end, expr in refs:
             out.append(text[pos:start])
-            out.append("${" if expr is None else _to_text(self.lookup(expr, path)))
+            value = "${" if expr is None else self.lookup(expr, path)
+            if isinstance(value, Secret):
+                secret = True
+                out.append(value)
+            else:
+                out.append(_to_text(value))
             pos = end
         out.append(text[pos:])
-        return "".join(out)
+        # A Secret when a piece is one (its secret parts stay secret), else plain text.
+        return Secret.concat(out) if secret else "".join(out)
+
+
+class _EmbedsSecret(Exception):
+    """A string being expanded embeds a Secret: it is built piece by piece instead."""
 
 
 def _to_text(value: Any) -> str:

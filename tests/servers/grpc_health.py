@@ -58,7 +58,7 @@ class _RecordingServicer(health.aio.HealthServicer):
         super().__init__()
         self._deadlines = deadlines
 
-    async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         self._deadlines.append(context.time_remaining())
         return await super().Check(request, context)
 

@@ -3,8 +3,9 @@
 Flux runs a release's tests only with ``spec.test.enable`` (off by default), once per revision,
 and keeps no logs. When it did run them (``status.history[0].testHooks`` has entries) the gate
 reports Flux's results (``smokegate.flux.helmrelease.helm_test_results``); when it did not,
-``run_for_gate`` runs them here, with Flux's ``spec.test.filters`` applied, and returns one
-``CheckResult`` per test (id ``helm-test/<hook>``, the same shape as Flux's), logs included.
+``run_release_tests`` (what the release flow calls; ``run_for_gate`` on its own event loop)
+runs them here, with Flux's ``spec.test.filters`` applied, and returns one ``CheckResult`` per
+test (id ``helm-test/<hook>``, the same shape as Flux's), logs included.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ def _fields_by_key(cls: type[BaseModel]) -> dict[str, tuple[bool, Any]]:
     (alias and name)."""
     out: dict[str, tuple[bool, Any]] = {}
     for name, info in cls.model_fields.items():
-        entry = (_keeps(info.annotation) or _marked(tuple(info.metadata)), info.annotation)
+        annotation: Any = info.annotation
+        entry = (_keeps(annotation) or _marked(tuple(info.metadata)), annotation)
         out[name] = entry
         if info.alias:
             out[info.alias] = entry

@@ -43,7 +43,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import check_value, is_matcher, render
-from smokegate.core.secrets import MASK
+from smokegate.core.secrets import MASK, Secret, hide_credentials
 from smokegate.suite.model import Duration
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +305,12 @@ class SqlSpec(Spec):
     read_only: bool = True
     """Run the query read-only (the default); `false` allows writes."""
     expect: SqlExpect = Field(default_factory=SqlExpect)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_credentials(cls, v: str | Secret | None) -> str | Secret | None:
+        # A password written in the DSN (userinfo, or password=…) is a secret too.
+        return hide_credentials(v) if v is not None else None
 
     @model_validator(mode="after")
     def _where(self) -> Self:

@@ -41,7 +41,7 @@ from smokegate.checks.base import (
     reveal,
 )
 from smokegate.checks.expect import check_value, compiled_regex, render
-from smokegate.core.secrets import Redactor
+from smokegate.core.secrets import Redactor, hide_credentials
 from smokegate.suite.model import Duration
 
 SNIPPET_BYTES = 512
@@ -151,7 +151,7 @@ class HttpSpec(Spec):
         # A regex, not urlsplit: this runs once per matrix instance (10,000 in the benchmark).
         if not _URL_HEAD.match(reveal(v)):
             raise ValueError(f"url must be http:// or https:// with a host, got {str(v)!r}")
-        return v
+        return hide_credentials(v)  # a password in the userinfo is a secret too
 
     @field_validator("resolve")
     @classmethod

@@ -58,6 +58,7 @@ from smokegate.checks.base import (
     reveal,
 )
 from smokegate.checks.http import TlsOptions
+from smokegate.core.secrets import hide_credentials
 from smokegate.suite.model import Duration
 
 _UNSET = object()
@@ -99,6 +100,7 @@ class RedisSpec(Spec):
     def _url_valid(cls, v: str | Secret | None) -> str | Secret | None:
         if v is not None:
             parse_url(reveal(v))
+            return hide_credentials(v)  # a password in the userinfo is a secret too
         return v
 
     @model_validator(mode="after")

@@ -62,6 +62,15 @@ class Secret:
         out._parts = tuple(parts)
         return out
 
+    @classmethod
+    def _of(cls, parts: Iterable[tuple[str, bool]]) -> str | Secret:
+        parts = tuple((text, hidden) for text, hidden in parts if text)
+        if not any(hidden for _, hidden in parts):
+            return "".join(text for text, _ in parts)
+        out = object.__new__(cls)
+        out._parts = parts
+        return out
+
     def reveal(self) -> str:
         """The text, secret parts included: for the driver call, and nothing else."""
         return "".join(text for text, _ in self._parts)
@@ -110,6 +119,46 @@ class Secret:
     @classmethod
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
         return {"type": "string"}
+
+
+# A password in a URL's userinfo (``scheme://user:PASSWORD@host``) or a ``key=value`` connection
+# string (``password=PASSWORD``), as written inline in a suite.
+_URI_PASSWORD = re.compile(r"(//[^/:@\s]*:)([^@\s]+)(@)")
+_KV_PASSWORD = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&;']+)")
+
+
+def hide_credentials(value: str | Secret) -> str | Secret:
+    """A URL or connection string with the password written in it (``https://u:pw@host/``,
+    ``password=pw``) as a secret-bearing value, its password the secret part: for ``Text``
+    fields that take URLs and DSNs, so an inline credential is a ``Secret`` like one read from
+    a Kubernetes Secret."""
+    parts = value._parts if isinstance(value, Secret) else ((value, False),)
+    if not any("@" in text or "=" in text for text, hidden in parts if not hidden):
+        return value
+    out: list[tuple[str, bool]] = []
+    for text, hidden in parts:
+        if hidden:
+            out.append((text, True))
+            continue
+        for piece in _split_credentials(text):
+            out.append(piece)
+    return Secret._of(out)
+
+
+def _split_credentials(text: str) -> list[tuple[str, bool]]:
+    spans = sorted(
+        [m.span(2) for m in _URI_PASSWORD.finditer(text)]
+        + [m.span(2) for m in _KV_PASSWORD.finditer(text)]
+    )
+    out: list[tuple[str, bool]] = []
+    pos = 0
+    for start, end in spans:
+        if start < pos:  # overlapping matches: the first one wins
+            continue
+        out += [(text[pos:start], False), (text[start:end], True)]
+        pos = end
+    out.append((text[pos:], False))
+    return out
 
 
 class _TextSchema:

@@ -141,8 +141,12 @@ class JobRunner:
         from smokegate.app.release import ReleaseRequest, run_release
 
         schedule = job.release.startswith("schedule/")
+        namespace = job.namespace
+        if schedule:
+            # No release: Secrets without a namespace are the service account's (or context's).
+            namespace = str(self.kube.config.namespace or "default") if self.kube else ""
         request = ReleaseRequest(
-            namespace=job.namespace,
+            namespace=namespace,
             name=None if schedule else job.name,
             suites=lambda hr: self._choose(job, hr),
             cluster=self.kube,

@@ -17,9 +17,9 @@ from smokegate.suite.interpolate import (
     SecretKey,
     UnresolvedVariable,
     references,
-    secret_keys,
 )
 from smokegate.suite.loader import parse_suites
+from smokegate.suite.secretscan import secret_keys
 from tests.helpers import run_cli, write_suite
 
 RELEASE = {"release.name": "shop-web", "release.namespace": "apps"}

@@ -78,7 +78,7 @@ def parse_secret_ref(text: str) -> SecretKey:
     raise ValueError(f"secret reference {text!r} must be NAME/KEY or NAMESPACE/NAME/KEY")
 
 
-def _secret_ref_body(value: Any) -> dict[str, Any] | None:
+def secret_ref_body(value: Any) -> dict[str, Any] | None:
     """The ``{name, key, namespace?}`` of a ``{secretRef: ...}`` mapping, None for any other
     value; ValueError when it is a malformed ``secretRef``."""
     if isinstance(value, dict) and set(value) == {"secretRef"}:
@@ -96,7 +96,7 @@ def _secret_ref_body(value: Any) -> dict[str, Any] | None:
 def secret_ref_of(value: Any) -> SecretKey | None:
     """``{secretRef: {name, key, namespace?}}`` — accepted wherever a string is. The parts as
     written (``Scope.secret_ref`` expands variables in them)."""
-    ref = _secret_ref_body(value)
+    ref = secret_ref_body(value)
     if ref is None:
         return None
     return SecretKey(ref.get("namespace"), str(ref["name"]), str(ref["key"]))
@@ -178,7 +178,7 @@ class Scope:
         """The key a ``{secretRef: ...}`` mapping names (variables in its parts expanded), None
         for any other value. Raises ``UnresolvedVariable`` located at the offending part."""
         try:
-            ref = _secret_ref_body(data)
+            ref = secret_ref_body(data)
         except ValueError as exc:
             raise UnresolvedVariable(path, str(exc)) from None
         if ref is None:
@@ -205,7 +205,7 @@ class Scope:
     # --- lookup and expansion --------------------------------------------------------------------
 
     def lookup(self, expr: str, path: Path) -> Any:
-        name, sep, default = _split_default(expr)
+        name, sep, default = split_default(expr)
         name = name.strip()
         if name.startswith("env:"):
             var = name[4:]
@@ -342,7 +342,7 @@ def _closing(text: str, start: int) -> int | None:
     return None
 
 
-def _split_default(expr: str) -> tuple[str, str, str]:
+def split_default(expr: str) -> tuple[str, str, str]:
     """``expr.partition(":-")``, ignoring a ``:-`` inside a nested ``${...}``."""
     if "${" not in expr:
         return expr.partition(":-")
@@ -357,7 +357,7 @@ def _split_default(expr: str) -> tuple[str, str, str]:
     return expr, "", ""
 
 
-def _exprs(text: str) -> Iterator[str]:
+def expressions(text: str) -> Iterator[str]:
     """Every ``${...}`` expression in ``text``, nested ones included (outer first)."""
     if _NESTED.search(text) is None:
         yield from (m.group(1) for m in _REF.finditer(text) if m.group(1) is not None)
@@ -366,7 +366,7 @@ def _exprs(text: str) -> Iterator[str]:
         if expr is not None:
             yield expr
             if "${" in expr:
-                yield from _exprs(expr)
+                yield from expressions(expr)
 
 
 def references(data: Any) -> set[str]:
@@ -375,7 +375,7 @@ def references(data: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(data, str):
         if "${" in data:
-            found.update(_exprs(data))
+            found.update(expressions(data))
     elif isinstance(data, dict):
         for v in data.values():
             found |= references(v)
@@ -383,133 +383,3 @@ def references(data: Any) -> set[str]:
         for v in data:
             found |= references(v)
     return found
-
-
-# --- finding the Secrets a suite references (before interpolation) ------------------------------
-
-
-def _secret_sites(data: Any, path: Path = ()) -> Iterator[tuple[Path, str, Any]]:
-    """Every Secret reference in ``data``: ``(path, "ref", mapping)`` for a ``secretRef``,
-    ``(path, "expr", TEXT)`` for a ``${secret:TEXT}`` (at any nesting depth)."""
-    if isinstance(data, dict):
-        try:
-            ref = _secret_ref_body(data)
-        except ValueError:
-            ref = None  # malformed: the compile step reports it
-        if ref is not None:
-            yield path, "ref", data
-            return
-        for k, v in data.items():
-            yield from _secret_sites(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _secret_sites(v, (*path, i))
-    elif isinstance(data, str) and "${" in data and "secret:" in data:
-        for expr in _exprs(data):
-            name = _split_default(expr)[0].strip()
-            if name.startswith("secret:"):
-                yield path, "expr", name[7:]
-
-
-def has_variable_secret_refs(data: Any) -> bool:
-    """Does a Secret reference inside ``data`` use ``${...}`` in its parts?"""
-    for _, kind, site in _secret_sites(data):
-        if kind == "expr" and "${" in site:
-            return True
-        if kind == "ref" and any(
-            isinstance(v, str) and "${" in v for v in site["secretRef"].values()
-        ):
-            return True
-    return False
-
-
-def secret_keys(
-    data: Any,
-    scope: Scope | None = None,
-    path: Path = (),
-    *,
-    errors: list[UnresolvedVariable] | None = None,
-) -> set[SecretKey]:
-    """Every Secret key referenced inside ``data`` by ``${secret:…}`` or ``secretRef``, with
-    the namespace as written (None when not given).
-
-    Without ``scope``, references whose parts use ``${...}`` are left out. With it, those parts
-    are expanded with it (see ``ref_scope``). A reference that still cannot be expanded (an
-    undefined variable, a malformed result) is left out too: compiling the suite reports it,
-    located. One whose parts need a Secret's value (``NeedsSecret``) is appended to ``errors``
-    (raised when ``errors`` is None): compiling cannot tell."""
-    keys: set[SecretKey] = set()
-    for where, kind, site in _secret_sites(data, path):
-        try:
-            if scope is None:
-                if kind == "expr":
-                    if "${" in site:
-                        continue
-                    keys.add(parse_secret_ref(site))
-                else:
-                    key = secret_ref_of(site)
-                    assert key is not None
-                    if any("${" in str(p) for p in (key.name, key.key, key.namespace or "")):
-                        continue
-                    keys.add(key)
-                continue
-            key = scope.secret_key(site, where) if kind == "expr" else scope.secret_ref(site, where)
-            if key is not None:
-                keys.add(key)
-        except NeedsSecret as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
-        except (UnresolvedVariable, ValueError):
-            continue
-    return keys
-
-
-VAR_READS_SECRET = (
-    "${{{name}}} cannot name a Secret: var {name!r} needs a Secret's value, and Secrets are read "
-    "before the suite is interpolated (their names, keys and namespaces may use vars, --var "
-    "values, env and release facts, not values read from Secrets)"
-)
-
-
-def ref_scope(
-    raw_vars: Mapping[str, Any],
-    *,
-    cli_vars: Mapping[str, str] | None = None,
-    release_vars: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Scope:
-    """The scope Secret references are expanded with before any Secret is read: the same
-    values compiling the suite uses (release facts, ``--var``s overriding the suite's vars,
-    vars referring to each other in any order, env), except vars that need a Secret's value.
-    Those are ``unavailable``: naming a Secret with one is a ``NeedsSecret`` error."""
-    cli_vars = cli_vars or {}
-    scope = Scope(env=env or {}, no_secrets="needs a Secret")
-    unavailable: dict[str, str | None] = {}
-    scope.unavailable = unavailable
-    scope.values.update(release_vars or {})
-    scope.values.update(cli_vars)
-    pending: dict[str, Any] = {}
-    for name, value in raw_vars.items():
-        if name in cli_vars:
-            continue
-        if isinstance(value, dict) and "value" in value:
-            value = value["value"]
-        pending[name] = value
-    while pending:
-        progressed = False
-        for name, value in list(pending.items()):
-            try:
-                scope.values[name] = scope.expand(value, ("spec", "vars", name))
-            except NeedsSecret:
-                unavailable[name] = VAR_READS_SECRET
-            except UnresolvedVariable:
-                continue
-            del pending[name]
-            progressed = True
-        if not progressed:
-            break
-    for name in pending:  # cycles, undefined references: compiling reports them
-        unavailable[name] = None
-    scope.no_secrets = NO_SECRET_IN_REF
-    return scope

@@ -27,11 +27,13 @@ deps:
 kube-env:
 	bash scripts/kube/ensure.sh
 
-# ruff, then the house rules: import layers and contracts (pyproject.toml [tool.importlinter]),
-# and the ast-based graph check (no circles, nothing imports smokegate.cli from below).
+# ruff, mypy on src/ (pyproject.toml [tool.mypy]), then the house rules: import layers and
+# contracts (pyproject.toml [tool.importlinter]), and the ast-based graph check (no circles,
+# nothing imports smokegate.cli from below).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench scripts ci
 	$(BIN)/ruff format --check src tests bench scripts ci
+	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache pyproject.toml
 	$(BIN)/python scripts/import_graph.py --quiet
 

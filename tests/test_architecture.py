@@ -90,6 +90,25 @@ def test_import_linter_contracts_hold_and_fail_on_an_import_from_below(tmp_path:
     )
 
 
+def test_checks_stand_below_the_engine_and_core_below_everything(tmp_path: Path) -> None:
+    """Issue 16's layers: a check kind that reaches up into the engine, and a ``core`` module
+    that reaches into ``suite``, each break the layers contract (no exemption covers them)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "src", copy / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    shutil.copy(REPO / "pyproject.toml", copy / "pyproject.toml")
+    for module, target in (
+        ("checks/tcp.py", "smokegate.engine.runner"),
+        ("core/outcome.py", "smokegate.suite.model"),
+    ):
+        path = copy / "src/smokegate" / module
+        path.write_text(path.read_text() + f"\n\ndef _violation() -> None:\n    import {target}\n")
+    broken = _lint_imports(copy)
+    out = broken.stdout + broken.stderr
+    assert broken.returncode != 0, out
+    assert "smokegate.checks.tcp -> smokegate.engine.runner" in out
+    assert "smokegate.core.outcome -> smokegate.suite.model" in out
+
+
 def test_examples_demo_is_the_bundled_demo_suite() -> None:
     """README and ``demo --help`` point at examples/demo.yaml; ``smokegate demo`` runs the
     copy packaged with smokegate. They must be the same file."""

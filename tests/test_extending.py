@@ -12,7 +12,7 @@ import pytest
 
 from smokegate.api import RunSettings, plan_run, run_plan
 from smokegate.checks import KINDS, Kind
-from smokegate.engine.results import Status
+from smokegate.core.results import Status
 from smokegate.suite import model
 from tests.helpers import write_suite
 
@@ -66,10 +66,33 @@ def test_the_worked_example_kind_runs(file_contains: None, tmp_path: Path) -> No
 
 
 def test_the_worked_example_kind_is_validated(file_contains: None, tmp_path: Path) -> None:
-    from smokegate.errors import SuiteError
+    from smokegate.core.errors import SuiteError
 
     suite = write_suite(tmp_path, "- {name: typo, fileContains: {path: a, txt: b}}")
     with pytest.raises(SuiteError) as caught:
         plan_run([str(suite)])
     problems = " | ".join(str(p) for p in caught.value.problems)
     assert "unknown field 'txt'" in problems and "missing required field 'text'" in problems
+
+
+def test_a_kind_that_needs_the_cluster_says_so_in_its_registry_line(
+    file_contains: None, tmp_path: Path
+) -> None:
+    """``needs_cluster`` is what makes a run read the kubeconfig before anything runs (exit 2 on
+    a broken one); the engine and the API never name kinds for it."""
+    from smokegate.api import kube_factory_for
+    from smokegate.core.errors import UsageError
+    from smokegate.kube.client import KubeOptions
+
+    suite = write_suite(tmp_path, "- {name: c, fileContains: {path: a, text: b}}")
+    plan = plan_run([str(suite)])
+    broken = KubeOptions(kubeconfig=str(tmp_path / "nope"))
+    kube_factory_for(plan, broken)  # a kind that needs no cluster: the kubeconfig is not read
+    KINDS["fileContains"] = Kind("fileContains", "docs_example_kind", needs_cluster=True)
+    with pytest.raises(UsageError, match=r"kubeconfig .*nope"):
+        kube_factory_for(plan, broken)
+    assert {k.name for k in KINDS.values() if k.needs_cluster} == {
+        "kube",
+        "helmTest",
+        "fileContains",
+    }

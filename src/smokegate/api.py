@@ -10,8 +10,10 @@ parse their inputs, render, and pick the exit code.
     errors = write_reports(run, [parse_report_flag("junit=out/junit.xml")], plan.redactor)
     raise SystemExit(exit_code(run, errors))
 
-* ``plan_run``: load, validate, interpolate, select (``SuiteError``/``UsageError``: exit 2);
-  ``plan_run_with_cluster``: the same for suites that reference Kubernetes Secrets (read first);
+* ``plan_run``: load (each file parsed once), validate, interpolate, select
+  (``SuiteError``/``UsageError``: exit 2); ``plan_suites`` the same for suites already parsed
+  (``parse_suites``); ``plan_run_with_cluster``/``plan_suites_with_cluster``: for suites that
+  reference Kubernetes Secrets (read first); ``validate_suites``: before the release is known;
 * ``execute_plan`` (async) / ``run_plan`` (on its own event loop): run the checks, with an
   optional ``Observer`` for progress (``report.console.ConsoleReporter`` is one);
 * ``exit_code``: 0/1/130 from the run, 4 when a promised report could not be written;
@@ -25,12 +27,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.engine.loop import run_async
-from smokegate.engine.select import Selection, select
-from smokegate.errors import UsageError
-from smokegate.secrets import Redactor
+from smokegate.core.errors import UsageError
+from smokegate.core.loop import run_async
+from smokegate.core.secrets import Redactor, Secret
+from smokegate.core.selection import Selection
+from smokegate.engine.select import select
 from smokegate.suite.interpolate import Scope, SecretKey
-from smokegate.suite.loader import CompileOptions, PlannedCheck, Suite, compile_suites, parse_suites
+from smokegate.suite.loader import (
+    CompileOptions,
+    PlannedCheck,
+    RawSuite,
+    Suite,
+    compile_suites,
+    parse_suites,
+)
+from smokegate.suite.secretscan import suite_secret_keys
 
 __all__ = [
     "RunPlan",
@@ -40,12 +51,17 @@ __all__ = [
     "fetch_suite_secrets",
     "kube_factory_for",
     "parse_resolve_flags",
+    "parse_suites",
     "parse_vars",
     "plan_run",
     "plan_run_with_cluster",
+    "plan_suites",
+    "plan_suites_with_cluster",
     "release_placeholders",
     "run_async",
     "run_plan",
+    "suite_secret_keys",
+    "validate_suites",
 ]
 
 
@@ -161,12 +177,38 @@ def plan_run(
     env: Mapping[str, str] | None = None,
     selection: Selection | None = None,
     release_vars: Mapping[str, Any] | None = None,
-    secrets: Mapping[SecretKey, str] | None = None,
+    secrets: Mapping[SecretKey, str | Secret] | None = None,
     default_namespace: str | None = None,
     lint: bool = False,
     stdin_text: str | None = None,
 ) -> RunPlan:
-    """Load, validate, interpolate and select. Raises SuiteError/UsageError (exit 2)."""
+    """Parse the suite files at ``paths`` (each once) and plan them (``plan_suites``). Raises
+    SuiteError/UsageError (exit 2)."""
+    return plan_suites(
+        parse_suites(paths, stdin_text=stdin_text),
+        cli_vars=cli_vars,
+        env=env,
+        selection=selection,
+        release_vars=release_vars,
+        secrets=secrets,
+        default_namespace=default_namespace,
+        lint=lint,
+    )
+
+
+def plan_suites(
+    raws: Sequence[RawSuite],
+    *,
+    cli_vars: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    selection: Selection | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    secrets: Mapping[SecretKey, str | Secret] | None = None,
+    default_namespace: str | None = None,
+    lint: bool = False,
+) -> RunPlan:
+    """Validate, interpolate and select parsed suites (``parse_suites``; discovered ones merged
+    in with ``discover.request.merge_discovered``). Raises SuiteError/UsageError (exit 2)."""
     import os
 
     redactor = Redactor()
@@ -183,23 +225,41 @@ def plan_run(
         # lint never talks to a cluster: Secret references get a placeholder value.
         missing_secret=(lambda key: "<secret>") if lint else None,
     )
-    raws = parse_suites(paths, stdin_text=stdin_text)
     options = CompileOptions(
         cli_vars=cli_vars or {}, env=scope.env, release_vars=release_vars or {}, scope=scope
     )
     # lint: also what only the pre-fetch scan can tell (a Secret named after a var that reads a
     # Secret); with Secrets given, the scan ran before they were fetched.
-    suites = compile_with_secret_scan(raws, options) if lint else compile_suites(raws, options)
+    suites = (
+        compile_with_secret_scan(list(raws), options)
+        if lint
+        else compile_suites(list(raws), options)
+    )
     every = [c for s in suites for c in s.checks]
     chosen = select(every, selection or Selection())
     return RunPlan(suites, chosen.checks, chosen.pulled_in, redactor)
+
+
+def validate_suites(raws: Sequence[RawSuite], *, cli_vars: Mapping[str, str]) -> None:
+    """Every check of ``raws`` validated now, with placeholder release facts and Secret values:
+    for a run that waits for its release first (``gate``), so that a typo fails in a second
+    (exit 2), not after the wait."""
+    import os
+
+    scope = Scope(env=dict(os.environ), missing_secret=lambda key: "<secret>")
+    compile_with_secret_scan(
+        list(raws),
+        CompileOptions(
+            cli_vars=cli_vars, env=scope.env, release_vars=release_placeholders(), scope=scope
+        ),
+    )
 
 
 def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[Suite]:
     """``compile_suites``, plus the problems of the Secret pre-fetch scan (``suite_secret_keys``)
     that compiling cannot see, all reported together. For runs that read no Secret (lint, the
     gate's check before waiting)."""
-    from smokegate.errors import SuiteError
+    from smokegate.core.errors import SuiteError
 
     scan_problems: list[Any] = []
     try:
@@ -226,18 +286,15 @@ def compile_with_secret_scan(raws: list[Any], options: CompileOptions) -> list[S
     return suites
 
 
-# Check kinds that talk to the Kubernetes API.
-KUBE_KINDS = ("kube", "helmTest")
-
-
 def kube_factory_for(plan: RunPlan, kube: Any) -> Any:
     """The ``kube_factory`` for running ``plan`` (``kube``: ``KubeOptions``). When a check that
     will run needs the cluster, the kubeconfig is read now: a missing/invalid kubeconfig or an
     unknown ``--context`` is a usage error (exit 2) before anything runs, not a failure of every
     such check. Otherwise the configuration is never read."""
+    from smokegate.checks import KINDS
     from smokegate.kube.client import KubeClient, effective_namespace, load_config
 
-    if not any(c.kind in KUBE_KINDS and not c.skip for c in plan.checks):
+    if not any(KINDS[c.kind].needs_cluster and not c.skip for c in plan.checks):
         return _lazy_client(kube)
     config = load_config(kube)  # UsageError naming the kubeconfig/context
     namespace = effective_namespace(config, kube)
@@ -250,7 +307,7 @@ def _lazy_client(options: Any) -> Any:
     needed the cluster (kind ``config``) instead of the whole run."""
 
     def make() -> Any:
-        from smokegate.checks.base import CheckFailed, ErrorKind
+        from smokegate.core.outcome import CheckFailed, ErrorKind
         from smokegate.kube.client import KubeClient
 
         try:
@@ -268,107 +325,13 @@ def _lazy_client(options: Any) -> Any:
 
 
 def read_stdin_once(paths: Sequence[str], stdin_text: str | None = None) -> str | None:
-    """Suites are parsed twice when Secrets are involved (scan, then plan): read ``-`` once."""
+    """The text of ``-`` (stdin) among ``paths``, read now, for a caller that parses later
+    (the gate reads it before it waits); None when ``-`` is not there."""
     import sys
 
     if stdin_text is None and "-" in paths:
         return sys.stdin.read()
     return stdin_text
-
-
-def suite_secret_keys(
-    raws: Sequence[Any],
-    default_namespace: str | None,
-    context_namespace: str,
-    *,
-    cli_vars: Mapping[str, str] | None = None,
-    release_vars: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> dict[SecretKey, tuple[SecretKey, str]]:
-    """For every Secret reference in ``raws``: the key interpolation will look up -> (the key
-    to fetch, with its namespace resolved, and the suite file that uses it).
-
-    Variables in a reference's parts (``secretRef: {name: "${release.name}-db"}``) are expanded
-    with the values compiling uses (``cli_vars``, ``release_vars``, the suite's vars, ``env``,
-    matrix values), minus Secret values: a Secret named with a var that reads a Secret is a
-    ``SuiteError``. A reference that cannot be expanded is not fetched (compiling reports it,
-    located).
-
-    Namespace resolution mirrors ``Scope``: the reference's own namespace, else
-    ``default_namespace`` (``-n`` / the release's), else the suite's ``spec.release.namespace``,
-    else the kubeconfig context's namespace (stored under the namespace-less key)."""
-    import os
-
-    from smokegate.errors import SuiteError
-
-    env = dict(os.environ) if env is None else env
-    wanted: dict[SecretKey, tuple[SecretKey, str]] = {}
-    problems: list[Any] = []
-    for raw in raws:
-        release = raw.model.spec.release
-        suite_ns = default_namespace or (release.namespace if release else None)
-        keys = _raw_secret_keys(raw, cli_vars or {}, release_vars or {}, env, problems)
-        for key in sorted(keys, key=lambda k: (k.namespace or "", k.name, k.key)):
-            if key.namespace:
-                lookup = fetch = key
-            elif suite_ns:
-                lookup = fetch = SecretKey(suite_ns, key.name, key.key)
-            else:
-                lookup, fetch = key, SecretKey(context_namespace, key.name, key.key)
-            wanted.setdefault(lookup, (fetch, raw.doc.file))
-    if problems:
-        raise SuiteError(problems)
-    return wanted
-
-
-def _raw_secret_keys(
-    raw: Any,
-    cli_vars: Mapping[str, str],
-    release_vars: Mapping[str, Any],
-    env: Mapping[str, str],
-    problems: list[Any],
-) -> set[SecretKey]:
-    """The Secret keys one suite references where compiling expands them: its vars (those no
-    ``--var`` overrides) and its checks (each matrix instance, when a reference uses a var)."""
-    from smokegate.suite.interpolate import (
-        UnresolvedVariable,
-        has_variable_secret_refs,
-        ref_scope,
-        secret_keys,
-    )
-    from smokegate.suite.loader import _matrix
-
-    doc = raw.doc
-    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
-    spec = spec if isinstance(spec, dict) else {}
-    raw_vars = spec.get("vars") or {}
-    raw_vars = raw_vars if isinstance(raw_vars, dict) else {}
-    scope = ref_scope(raw_vars, cli_vars=cli_vars, release_vars=release_vars, env=env)
-    errors: list[UnresolvedVariable] = []
-    keys: set[SecretKey] = set()
-    for name, value in raw_vars.items():
-        if name in cli_vars:
-            continue
-        path: tuple[Any, ...] = ("spec", "vars", name)
-        if isinstance(value, dict) and "value" in value:
-            value, path = value["value"], (*path, "value")
-        keys |= secret_keys(value, scope, path, errors=errors)
-    for index, entry in enumerate(spec.get("checks") or ()):
-        if not isinstance(entry, dict):
-            continue
-        path = ("spec", "checks", index)
-        instance = {k: v for k, v in entry.items() if k != "matrix"}
-        if entry.get("matrix") and has_variable_secret_refs(instance):
-            for combo in _matrix(entry["matrix"], doc, path, []):
-                keys |= secret_keys(instance, scope.child(combo), path, errors=errors)
-        else:
-            keys |= secret_keys(instance, scope, path, errors=errors)
-    seen: set[tuple[Any, str]] = set()
-    for exc in errors:
-        if (exc.path, exc.message) not in seen:
-            seen.add((exc.path, exc.message))
-            problems.append(doc.problem(exc.path, exc.message))
-    return keys
 
 
 async def fetch_suite_secrets(
@@ -379,12 +342,12 @@ async def fetch_suite_secrets(
     cli_vars: Mapping[str, str] | None = None,
     release_vars: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
-) -> dict[SecretKey, str]:
+) -> dict[SecretKey, Secret]:
     """Fetch what ``raws`` reference (``cli_vars``, ``release_vars`` and ``env``: as given to
     ``plan_run``, for variables in the references). Missing Secrets/keys raise ``SuiteError``
     (exit 2, every problem listed); API failures raise ``ClusterError`` naming the Secret and
     the reason."""
-    from smokegate.errors import ClusterError, Problem, SuiteError
+    from smokegate.core.errors import ClusterError, Problem, SuiteError
     from smokegate.kube.client import KubeError
     from smokegate.kube.secrets import fetch_secrets
 
@@ -418,30 +381,49 @@ def plan_run_with_cluster(
     default_namespace: str | None = None,
     stdin_text: str | None = None,
 ) -> RunPlan:
-    """``plan_run`` for suites that may reference Secrets: scan, fetch them (connecting to the
-    cluster only if some suite does), then plan. ``kube_options`` is a ``KubeOptions``."""
-    stdin_text = read_stdin_once(paths, stdin_text)
-    raws = parse_suites(paths, stdin_text=stdin_text)
-    secrets: dict[SecretKey, str] = {}
+    """``plan_run`` for suites that may reference Secrets: parse (once), fetch the Secrets
+    (connecting to the cluster only if some suite references one), then plan.
+    ``kube_options`` is a ``KubeOptions``."""
+    return plan_suites_with_cluster(
+        parse_suites(paths, stdin_text=stdin_text),
+        kube_options=kube_options,
+        cli_vars=cli_vars,
+        selection=selection,
+        release_vars=release_vars,
+        default_namespace=default_namespace,
+    )
+
+
+def plan_suites_with_cluster(
+    raws: Sequence[RawSuite],
+    *,
+    kube_options: Any,
+    cli_vars: Mapping[str, str] | None = None,
+    selection: Selection | None = None,
+    release_vars: Mapping[str, Any] | None = None,
+    default_namespace: str | None = None,
+) -> RunPlan:
+    """``plan_suites`` for parsed suites that may reference Secrets (see
+    ``plan_run_with_cluster``)."""
+    secrets: dict[SecretKey, Secret] = {}
     refs = {"cli_vars": cli_vars, "release_vars": release_vars}
     if any(suite_secret_keys(raws, default_namespace, "", **refs)):
         from smokegate.kube.client import KubeClient
 
         client = KubeClient.from_options(kube_options)
 
-        async def fetch() -> dict[SecretKey, str]:
+        async def fetch() -> dict[SecretKey, Secret]:
             try:
                 return await fetch_suite_secrets(client, raws, default_namespace, **refs)
             finally:
                 await client.close()
 
         secrets = run_async(fetch())
-    return plan_run(
-        paths,
+    return plan_suites(
+        raws,
         cli_vars=cli_vars,
         selection=selection,
         release_vars=release_vars,
         secrets=secrets,
         default_namespace=default_namespace,
-        stdin_text=stdin_text,
     )

@@ -12,6 +12,7 @@ from collections import Counter
 from smokegate.checks.base import CheckContext, CheckFailed, Outcome, Spec, passed
 
 calls: Counter[str] = Counter()
+time_left: dict[str, list[float | None]] = {}  # what ctx.time_left() said at each attempt's start
 running = 0
 peak = 0
 
@@ -29,6 +30,7 @@ class ProbeSpec(Spec):
 async def run(spec: ProbeSpec, ctx: CheckContext) -> Outcome:
     global running, peak
     calls[spec.key] += 1
+    time_left.setdefault(spec.key, []).append(ctx.time_left())
     running += 1
     peak = max(peak, running)
     try:

@@ -17,7 +17,7 @@ import pytest
 from smokegate.api import plan_run
 from smokegate.checks import KINDS, Kind
 from smokegate.checks.base import CheckContext
-from smokegate.engine.results import RunResult, Status
+from smokegate.core.results import RunResult, Status
 from smokegate.engine.runner import RunOptions, execute
 from smokegate.suite import model
 from tests.core import probe_kind
@@ -32,6 +32,7 @@ def probe() -> Iterator[None]:
     model.kind_model.cache_clear()
     model.check_adapter.cache_clear()
     probe_kind.calls.clear()
+    probe_kind.time_left.clear()
     probe_kind.peak = 0
     yield
     del KINDS["probe"]
@@ -256,3 +257,29 @@ def test_ctrl_c_stops_cleanly_and_writes_reports(probe: None, tmp_path: Path) ->
         "slow": "skipped",
     }
     assert "INTERRUPTED" in out + rest
+
+
+def test_a_check_knows_how_long_its_attempt_has_left(probe: None, tmp_path: Path) -> None:
+    """``ctx.time_left()``: the attempt's timeout, or the ``within`` deadline when that comes
+    first; every attempt starts its own clock; None outside an attempt."""
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: own-timeout
+          timeout: 2s
+          probe: {key: t}
+        - name: within
+          timeout: 5s
+          retry: {within: 1s, interval: 10ms}
+          probe: {key: w, sleep: 0.2, passFromAttempt: 3}
+        """,
+    )
+    run = _run(suite, concurrency=1)
+    assert _status(run) == {"own-timeout": "passed", "within": "passed"}
+    (own,) = probe_kind.time_left["t"]
+    assert own is not None and 1.8 < own <= 2.0
+    first, second, third = probe_kind.time_left["w"]
+    assert first is not None and second is not None and third is not None
+    assert 0.9 < first <= 1.0  # the `within` deadline, not the 5s timeout
+    assert second < first - 0.15 and third < second - 0.15  # the same deadline, nearer each time
+    assert CheckContext().time_left() is None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smokegate.api import plan_run
-from smokegate.errors import SuiteError
+from smokegate.core.errors import SuiteError
 from tests.helpers import run_cli, write_suite
 
 MISSPELLED = """\

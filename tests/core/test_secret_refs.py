@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from smokegate.api import plan_run, suite_secret_keys
-from smokegate.errors import SuiteError
+from smokegate.core.errors import SuiteError
 from smokegate.suite.interpolate import (
     NeedsSecret,
     Scope,
     SecretKey,
     UnresolvedVariable,
     references,
-    secret_keys,
 )
 from smokegate.suite.loader import parse_suites
+from smokegate.suite.secretscan import secret_keys
 from tests.helpers import run_cli, write_suite
 
 RELEASE = {"release.name": "shop-web", "release.namespace": "apps"}

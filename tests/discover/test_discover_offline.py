@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smokegate.api import plan_run
+from smokegate.api import plan_run, plan_suites
+from smokegate.core.errors import SuiteError, UsageError
 from smokegate.discover import build as build_mod
 from smokegate.discover.build import BuildOptions, PodAddress, build_checks
 from smokegate.discover.manifests import load_manifests
@@ -24,9 +25,8 @@ from smokegate.discover.objects import (
     collect,
 )
 from smokegate.discover.ports import PortError, resolve_probe_port, service_target
-from smokegate.discover.request import DiscoverRequest, discover_suite, merged_suite_paths
+from smokegate.discover.request import DiscoverRequest, discover_suite, merge_discovered
 from smokegate.discover.selector import parse_selector
-from smokegate.errors import UsageError
 from smokegate.helm.release import (
     HelmReleaseRecord,
     ReleaseDecodeError,
@@ -36,6 +36,7 @@ from smokegate.helm.release import (
     release_ref,
     shorten_name,
 )
+from smokegate.suite.loader import parse_suites
 from tests.discover import charts
 from tests.helpers import run_cli, write_suite
 
@@ -613,9 +614,9 @@ def test_user_checks_win_on_name_clashes(tmp_path: Path) -> None:
         name="mine",
     )
     discovery = discover_suite(DiscoverRequest(files=["-"], stdin_text=charts.PODINFO))
-    paths = merged_suite_paths([str(user)], discovery)
-    assert paths[0] == str(user)
-    plan = plan_run(paths, lint=True)
+    suites = merge_discovered(parse_suites([str(user)]), discovery)
+    assert suites[0].doc.file == str(user)
+    plan = plan_suites(suites, lint=True)
     ids = [c.id for c in plan.checks]
     assert ids == [
         "mine/podinfo-port-http",
@@ -643,25 +644,37 @@ def test_collect_reports_unreadable_objects() -> None:
 
 
 def test_discovered_suite_alone_needs_no_user_suite() -> None:
+    """Merged in memory: no file is written, the suite is named after the discovery."""
     discovery = discover_suite(DiscoverRequest(files=["-"], stdin_text=charts.PODINFO))
-    paths = merged_suite_paths([], discovery)
-    assert len(paths) == 1 and paths[0].endswith("/discovered.yaml")
-    assert [c.name for c in plan_run(paths, lint=True).checks] == [c.name for c in discovery.checks]
+    suites = merge_discovered([], discovery)
+    assert len(suites) == 1 and suites[0].doc.file == "<discovered>"
+    names = [c.name for c in plan_suites(suites, lint=True).checks]
+    assert names == [c.name for c in discovery.checks]
 
 
 def test_merging_with_a_suite_read_from_stdin_by_the_caller() -> None:
-    """The gate reads stdin before it waits; it hands the text over and keeps ``-``."""
+    """The gate reads stdin before it waits and parses it then; discovery joins later."""
     user = (
         "apiVersion: smokegate.io/v1\nkind: Suite\nmetadata: {name: mine}\nspec:\n  checks:\n"
         "    - {name: podinfo-port-grpc, tcp: {host: 127.0.0.1, port: 1}}\n"
     )
     discovery = discover_suite(DiscoverRequest(files=["-"], stdin_text=charts.PODINFO))
-    paths = merged_suite_paths(["-"], discovery, stdin_text=user)
-    assert paths[0] == "-"
-    ids = [c.id for c in plan_run(paths, lint=True, stdin_text=user).checks]
+    suites = merge_discovered(parse_suites(["-"], stdin_text=user), discovery)
+    assert suites[0].doc.file == "-"
+    ids = [c.id for c in plan_suites(suites, lint=True).checks]
     assert ids[0] == "mine/podinfo-port-grpc"
     assert "discovered/podinfo-port-grpc" not in ids
     assert "discovered/podinfo-port-http" in ids
+
+
+def test_a_user_suite_named_like_the_discovered_one_is_a_suite_error(tmp_path: Path) -> None:
+    user = write_suite(tmp_path, "- {name: x, tcp: {host: 127.0.0.1, port: 1}}", name="discovered")
+    discovery = discover_suite(DiscoverRequest(files=["-"], stdin_text=charts.PODINFO))
+    with pytest.raises(SuiteError) as caught:
+        merge_discovered(parse_suites([str(user)]), discovery)
+    (problem,) = caught.value.problems
+    assert problem.file == str(user) and problem.line is not None
+    assert "duplicate suite name 'discovered' (also the discovered suite)" in problem.message
 
 
 # --- malformed manifests: a clear message, exit 2, never a traceback --------------------------

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from smokegate.checks.base import Mismatch
-from smokegate.engine.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
-from smokegate.errors import SuiteError, UsageError
+from smokegate.core.errors import SuiteError, UsageError
+from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 from smokegate.incluster.api import InClusterRequest, outcome_of, pod_args, prepare
 from smokegate.incluster.bundle import MAX_CONFIGMAP_BYTES, bundle_suites
 from smokegate.incluster.follow import Collected
@@ -152,7 +152,7 @@ def test_bundle_keeps_relative_paths_and_maps_the_others(
 def test_prepare_validates_with_the_pods_environment_and_passes_everything_along(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from smokegate.engine.select import Selection
+    from smokegate.core.selection import Selection
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SHADE", "set-here-only")

@@ -641,7 +641,7 @@ def test_release_facts_name_the_helm_release_like_helm_controller() -> None:
 def test_parse_target_forms() -> None:
     import pytest
 
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
     from smokegate.flux.helmrelease import parse_target
 
     for text, ns, expected in (

@@ -230,3 +230,24 @@ def test_without_resolve_the_names_do_not_resolve(
     assert_all(run, "failed")
     for r in run.report["results"]:
         assert_failed(run, r["name"], "dns")
+
+
+def test_the_server_is_told_the_deadline(run_suite: SuiteRunner) -> None:
+    """Without its own ``deadline``, an RPC carries the time its attempt has left
+    (``ctx.time_left()``), so the server can stop when the check does; ``deadline`` wins."""
+    with GrpcHealthServer() as server:
+        run = run_suite(
+            f"""
+            - name: attempt-timeout
+              timeout: 4s
+              grpc: {{target: "{server.target}"}}
+            - name: own-deadline
+              needs: [attempt-timeout]
+              grpc: {{target: "{server.target}", deadline: 1s}}
+            """
+        )
+        assert_all(run, "passed")
+        attempt, own = server.deadlines
+    # gRPC rounds the deadline it sends up a little (its timeout header has coarse units).
+    assert attempt is not None and 3.0 < attempt <= 4.1
+    assert own is not None and 0.5 < own <= 1.1

@@ -17,7 +17,7 @@ from junitparser import Error, Failure, JUnitXml, Properties, Skipped
 from tests.helpers import free_port, run_cli, write_suite
 
 from smokegate.checks.base import ErrorKind, Mismatch
-from smokegate.engine.results import (
+from smokegate.core.results import (
     REPORT_SCHEMA,
     Attempt,
     CheckResult,
@@ -25,6 +25,7 @@ from smokegate.engine.results import (
     Status,
     SuiteInfo,
 )
+from smokegate.core.secrets import Redactor
 from smokegate.report import (
     FORMATS,
     ReportTarget,
@@ -35,7 +36,6 @@ from smokegate.report import (
     write_reports,
 )
 from smokegate.report import render as render_report
-from smokegate.secrets import Redactor
 
 REPO = Path(__file__).resolve().parents[2]
 

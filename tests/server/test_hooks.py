@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from smokegate.secrets import Secret
+from smokegate.core.secrets import Secret
 from smokegate.server.hooks import HookError, parse_event, read_body, sign, verify_signature
 from tests.server.support import flux_event, signature
 

@@ -4,6 +4,7 @@ a ``grpc.aio`` server in a background thread of the test process, on a free loop
     with GrpcHealthServer(tls_cert=cert, tls_key=key, token="s3cret") as srv:
         srv.target                                  # "127.0.0.1:PORT"
         srv.set_status("orders", "NOT_SERVING")     # per-service status, settable at any time
+        srv.deadlines                               # the deadline each Check arrived with
 
 The overall server status (service ``""``) starts as SERVING. With ``token=``, every call must
 carry ``authorization: Bearer <token>`` metadata or it fails with UNAUTHENTICATED, which is how
@@ -49,6 +50,19 @@ class _RequireToken(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny)
 
 
+class _RecordingServicer(health.aio.HealthServicer):
+    """The standard servicer, noting the deadline each Check arrived with (``time_remaining``:
+    seconds, None without one), as a server sees what the client asked for."""
+
+    def __init__(self, deadlines: list[float | None]) -> None:
+        super().__init__()
+        self._deadlines = deadlines
+
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self._deadlines.append(context.time_remaining())
+        return await super().Check(request, context)
+
+
 class GrpcHealthServer(Lifecycle):
     def __init__(
         self,
@@ -69,6 +83,8 @@ class GrpcHealthServer(Lifecycle):
         self._thread: threading.Thread | None = None
         self._server: grpc.aio.Server | None = None
         self._servicer: Any = None
+        self.deadlines: list[float | None] = []
+        """The deadline (seconds left) of every Check received, in order."""
 
     @property
     def target(self) -> str:
@@ -123,7 +139,7 @@ class GrpcHealthServer(Lifecycle):
         interceptors = [_RequireToken(self._token, self._echo_token)] if self._token else []
         server = grpc.aio.server(interceptors=interceptors)
         # Created on the server's loop: the asyncio servicer keeps per-loop conditions.
-        self._servicer = health.aio.HealthServicer()
+        self._servicer = _RecordingServicer(self.deadlines)
         health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
         for service, status in self._initial.items():
             await self._servicer.set(

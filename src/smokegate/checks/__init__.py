@@ -16,8 +16,9 @@ The contract of a kind module (worked example: docs/extending.md)::
   ``smokegate.cli``.
 
 Adding a kind (say ``mongodb``) is that module plus one line in ``KINDS``; the engine and loader
-never name kinds. Kinds whose driver is an optional extra name it, so a suite using them without
-the driver fails at load time with the pip command to run. This module imports nothing of
+never name kinds. A kind whose checks talk to the Kubernetes API says so with
+``needs_cluster=True``. Kinds whose driver is an optional extra name it, so a suite using them
+without the driver fails at load time with the pip command to run. This module imports nothing of
 smokegate (kinds are named by string and loaded on use): the suite loader may look kinds up here.
 """
 
@@ -35,6 +36,9 @@ class Kind:
     module: str
     extra: str | None = None
     requires: tuple[str, ...] = ()
+    needs_cluster: bool = False
+    """Its checks talk to the Kubernetes API: a run that has one reads the kubeconfig before it
+    starts (a broken kubeconfig is a usage error, not a failure of every such check)."""
 
     def missing_modules(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -55,8 +59,8 @@ KINDS: dict[str, Kind] = {
         Kind("mysql", "smokegate.checks.mysql", extra="mysql", requires=("aiomysql",)),
         Kind("redis", "smokegate.checks.redis", extra="redis", requires=("redis",)),
         Kind("grpc", "smokegate.checks.grpc", extra="grpc", requires=("grpc", "grpc_health")),
-        Kind("kube", "smokegate.checks.kube"),
-        Kind("helmTest", "smokegate.checks.helmtest"),
+        Kind("kube", "smokegate.checks.kube", needs_cluster=True),
+        Kind("helmTest", "smokegate.checks.helmtest", needs_cluster=True),
     )
 }
 

@@ -38,11 +38,12 @@ from smokegate.checks.base import (
     Mismatch,
     Outcome,
     Spec,
+    Text,
     failed,
     passed,
 )
 from smokegate.checks.expect import check_value, is_matcher, render
-from smokegate.secrets import MASK
+from smokegate.core.secrets import MASK, Secret, hide_credentials
 from smokegate.suite.model import Duration
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +173,7 @@ async def within(seconds: float | None, phase: str, target: str) -> AsyncIterato
     if seconds is None:
         yield
         return
-    from smokegate.durations import format_duration
+    from smokegate.core.durations import format_duration
 
     try:
         async with asyncio.timeout(seconds):
@@ -279,7 +280,7 @@ class SqlSpec(Spec):
     docstring is the field's description in the JSON Schema). A re-declared field keeps its
     place in the schema, so keep the type and default the same as here."""
 
-    dsn: str | None = None
+    dsn: Text | None = None
     """Connection string; redacted everywhere, fields below override its parts."""
     host: str | None = None
     """Server name or address (required without `dsn`)."""
@@ -287,7 +288,7 @@ class SqlSpec(Spec):
     """Default: the server's usual port."""
     database: str | None = None
     user: str | None = None
-    password: str | None = None
+    password: Text | None = None
     """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
     sslmode: str | None = None
     """TLS mode, in libpq's words (`disable` … `verify-full`)."""
@@ -304,6 +305,12 @@ class SqlSpec(Spec):
     read_only: bool = True
     """Run the query read-only (the default); `false` allows writes."""
     expect: SqlExpect = Field(default_factory=SqlExpect)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_credentials(cls, v: str | Secret | None) -> str | Secret | None:
+        # A password written in the DSN (userinfo, or password=…) is a secret too.
+        return hide_credentials(v) if v is not None else None
 
     @model_validator(mode="after")
     def _where(self) -> Self:

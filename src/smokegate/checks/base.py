@@ -15,30 +15,56 @@ everything they need arrives in ``spec`` and ``ctx``.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
-from pydantic.alias_generators import to_camel
+from pydantic import AfterValidator, ConfigDict, ValidationInfo
 
-from smokegate.secrets import Redactor
+from smokegate.core.outcome import (
+    CheckFailed,
+    ErrorKind,
+    Mismatch,
+    Outcome,
+    failed,
+    passed,
+)
+from smokegate.core.secrets import KeepSecrets, Redactor, Secret, Text, masked, reveal
+from smokegate.suite.model import Model
 
 if TYPE_CHECKING:
     from smokegate.httpclient import HttpClient
 
+# The outcome vocabulary lives in ``smokegate.core.outcome`` (the engine, the Helm test runner
+# and Flux's results share it); kind modules import it from here, their one contract module.
+__all__ = [
+    "CheckContext",
+    "CheckFailed",
+    "ErrorKind",
+    "KeepSecrets",
+    "LocalPath",
+    "Mismatch",
+    "Outcome",
+    "Secret",
+    "Spec",
+    "Text",
+    "failed",
+    "masked",
+    "passed",
+    "reveal",
+]
 
-class Spec(BaseModel):
-    """Base for check specs: camelCase keys in YAML, unknown keys are errors."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        use_attribute_docstrings=True,
-    )
+class Spec(Model):
+    """Base for check specs: camelCase keys in YAML, unknown keys are errors, frozen.
+
+    A field that may carry a secret (a password, a header, a DSN, a URL) is typed ``Text``: it
+    holds a ``Secret`` when the suite built it from one, and the check calls ``reveal()`` at the
+    driver call. ``repr()`` of a spec never shows a secret (``suite.model.Model``)."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
@@ -54,87 +80,16 @@ LocalPath = Annotated[str, AfterValidator(_resolve_path)]
 """A file path; relative paths are taken relative to the suite file."""
 
 
-class ErrorKind:
-    """Why a check failed, in words a person can act on; shown in every report."""
-
-    EXPECTATION = "expectation"
-    CONNECTION_REFUSED = "connection_refused"
-    DNS = "dns"
-    TIMEOUT = "timeout"
-    TLS = "tls"
-    AUTH = "auth"
-    QUERY = "query"
-    FORBIDDEN = "forbidden"
-    NOT_FOUND = "not_found"
-    PROTOCOL = "protocol"
-    CONFIG = "config"
-    INTERNAL = "internal"
-
-
-@dataclass(slots=True)
-class Mismatch:
-    """One unmet expectation: what was checked, what was wanted, what was found."""
-
-    subject: str
-    expected: str
-    actual: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: expected {self.expected}, got {self.actual}"
-
-
-@dataclass(slots=True)
-class Outcome:
-    ok: bool
-    message: str = ""
-    evidence: list[Mismatch] = field(default_factory=list)
-    snippet: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    error_kind: str | None = None
-
-
-def passed(message: str = "", details: dict[str, Any] | None = None) -> Outcome:
-    return Outcome(True, message, [], None, details or {}, None)
-
-
-def failed(
-    evidence: list[Mismatch],
-    *,
-    snippet: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> Outcome:
-    message = "; ".join(str(m) for m in evidence[:3])
-    if len(evidence) > 3:
-        message += f" (+{len(evidence) - 3} more)"
-    return Outcome(False, message, evidence, snippet, details or {}, ErrorKind.EXPECTATION)
-
-
-class CheckFailed(Exception):
-    """A failure the check can name; becomes a failed attempt with this evidence."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str = ErrorKind.EXPECTATION,
-        evidence: list[Mismatch] | None = None,
-        snippet: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
-        self.evidence = evidence or []
-        self.snippet = snippet
-        self.details = details or {}
-
-    def to_outcome(self) -> Outcome:
-        return Outcome(False, self.message, self.evidence, self.snippet, self.details, self.kind)
+ATTEMPT_DEADLINE: ContextVar[float | None] = ContextVar("smokegate_attempt_deadline", default=None)
+"""When the running attempt will be cut short (``time.perf_counter()`` seconds): its timeout, or
+the ``within`` deadline if that comes first. Set by the engine around each attempt (per task,
+so concurrent checks each see their own); read through ``CheckContext.time_left``."""
 
 
 class CheckContext:
     """Shared, run-scoped services for checks. Expensive clients are created on first use and
-    shared by all checks of the run (one HTTP connection pool per origin, one API client)."""
+    shared by all checks of the run (one HTTP connection pool per origin, one API client).
+    ``time_left()`` is the one per-attempt fact: how long the running attempt has left."""
 
     def __init__(
         self,
@@ -171,6 +126,14 @@ class CheckContext:
                 )
             self._kube = self._kube_factory()
         return self._kube
+
+    def time_left(self) -> float | None:
+        """Seconds the running attempt has left before the engine cuts it short (its timeout,
+        or the ``within`` deadline), None outside an attempt. For a driver that takes its own
+        timeout (an RPC deadline, a socket timeout): give it this instead of leaving it unset,
+        so the driver, and the server it talks to, stop when the attempt does."""
+        deadline = ATTEMPT_DEADLINE.get()
+        return None if deadline is None else max(0.0, deadline - time.perf_counter())
 
     def connect_address(self, host: str, port: int) -> tuple[str, int] | None:
         """Where to connect for host:port when a --resolve style override exists."""

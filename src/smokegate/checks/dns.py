@@ -50,7 +50,7 @@ from smokegate.checks.base import (
     passed,
 )
 from smokegate.checks.expect import check_value, is_matcher, render
-from smokegate.durations import format_duration
+from smokegate.core.durations import format_duration
 from smokegate.suite.model import Duration
 
 RecordType = Literal["A", "AAAA", "CNAME", "SRV", "TXT", "MX", "NS", "PTR", "CAA", "SOA"]

@@ -44,9 +44,13 @@ from smokegate.checks.base import (
     LocalPath,
     Mismatch,
     Outcome,
+    Secret,
     Spec,
+    Text,
     failed,
+    masked,
     passed,
+    reveal,
 )
 from smokegate.checks.expect import render
 
@@ -94,15 +98,15 @@ class ExecExpect(Spec):
 class ExecSpec(Spec):
     """A command to run and what its exit code and output must be."""
 
-    command: list[str] | str
+    command: list[Text] | Text
     """argv list (run directly), or a string run with /bin/sh -c."""
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, Text] = Field(default_factory=dict)
     """Extra environment variables for the command."""
     inherit_env: bool = True
     """Start from smokegate's own environment (false: only `env`)."""
     cwd: LocalPath | None = None
     """Working directory (relative to the suite file); default: smokegate's."""
-    stdin: str | None = None
+    stdin: Text | None = None
     """Text written to the command's standard input."""
     expect: ExecExpect = Field(default_factory=ExecExpect)
 
@@ -121,13 +125,14 @@ class ExecSpec(Spec):
 
     @field_validator("command")
     @classmethod
-    def _not_empty(cls, v: list[str] | str) -> list[str] | str:
-        if not (v.strip() if isinstance(v, str) else v and v[0]):
+    def _not_empty(cls, v: list[str | Secret] | str | Secret) -> list[str | Secret] | str | Secret:
+        if not (reveal(v).strip() if isinstance(v, str | Secret) else v and reveal(v[0])):
             raise ValueError("command must not be empty")
         return v
 
-    def argv(self) -> list[str]:
-        if isinstance(self.command, str):
+    def argv(self) -> list[str | Secret]:
+        """The argv as written (Secrets kept: ``reveal`` it for the exec, ``masked`` to show)."""
+        if isinstance(self.command, str | Secret):
             return ["/bin/sh", "-c", self.command]
         return list(self.command)
 
@@ -158,11 +163,12 @@ def _kill_group(pid: int) -> None:
 
 
 async def run(spec: ExecSpec, ctx: CheckContext) -> Outcome:
-    argv = spec.argv()
-    env = {**os.environ, **spec.env} if spec.inherit_env else dict(spec.env)
+    argv = masked(spec.argv())  # what messages and details show
+    own_env = reveal(spec.env)
+    env = {**os.environ, **own_env} if spec.inherit_env else own_env
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv,
+            *reveal(spec.argv()),
             stdin=asyncio.subprocess.PIPE if spec.stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -196,7 +202,7 @@ async def run(spec: ExecSpec, ctx: CheckContext) -> Outcome:
     ]
     try:
         if spec.stdin is not None and proc.stdin is not None:
-            await _feed(proc.stdin, spec.stdin.encode())
+            await _feed(proc.stdin, reveal(spec.stdin).encode())
         code = await _wait_exit(proc, readers)
     finally:
         # Always, including timeout and cancellation: the command and anything it started go.
@@ -262,8 +268,9 @@ def _evaluate(
     for name, rule, capture in (("stdout", expect.stdout, out), ("stderr", expect.stderr, err)):
         if rule is not None:
             misses.extend(_check_output(name, rule, capture.text, redact))
+    command = spec.command
     details: dict[str, Any] = {
-        "command": spec.command if isinstance(spec.command, str) else shlex.join(argv),
+        "command": masked(command) if isinstance(command, str | Secret) else shlex.join(argv),
         "exitCode": code,
         "stdoutBytes": out.total,
         "stderrBytes": err.total,

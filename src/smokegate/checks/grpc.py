@@ -35,8 +35,10 @@ from smokegate.checks.base import (
     Mismatch,
     Outcome,
     Spec,
+    Text,
     failed,
     passed,
+    reveal,
 )
 from smokegate.suite.model import Duration
 
@@ -73,7 +75,7 @@ class GrpcSpec(Spec):
     tls: bool | GrpcTls = False
     """`false` (default): plaintext; `true`: TLS with gRPC's bundled roots; or `{ca, cert, key,
     serverName}`."""
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Text] = Field(default_factory=dict)
     """Request headers (`authorization: Bearer …`); credential-looking values are redacted."""
     deadline: Duration | None = None
     """RPC deadline, connection included (default: the check's attempt timeout)."""
@@ -87,7 +89,7 @@ class GrpcSpec(Spec):
 
     @field_validator("metadata")
     @classmethod
-    def _metadata_keys(cls, v: dict[str, str]) -> dict[str, str]:
+    def _metadata_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
         for key in v:
             if not re.fullmatch(r"[0-9a-z_.\-]+", key):
                 raise ValueError(f"metadata key {key!r}: use lowercase letters, digits, _ . -")
@@ -262,7 +264,8 @@ async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
     grpc = _grpc()
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    for key, value in spec.metadata.items():
+    metadata = tuple((k, reveal(v)) for k, v in spec.metadata.items())  # for the RPC
+    for key, value in metadata:
         if _CREDENTIAL_KEY.search(key):
             ctx.redactor.add(value)
             scheme, _, token = value.partition(" ")
@@ -275,8 +278,9 @@ async def run(spec: GrpcSpec, ctx: CheckContext) -> Outcome:
     try:
         response = await health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=spec.service),
-            timeout=spec.deadline,
-            metadata=tuple(spec.metadata.items()) or None,
+            # No deadline of its own: the attempt's, which gRPC also tells the server.
+            timeout=spec.deadline if spec.deadline is not None else ctx.time_left(),
+            metadata=metadata or None,
             wait_for_ready=False,  # fail fast on a refused connection instead of waiting
         )
     except grpc.aio.AioRpcError as exc:

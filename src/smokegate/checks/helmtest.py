@@ -29,7 +29,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Mismatch, Outcome, Spec
-from smokegate.engine.results import CheckResult, Status
+from smokegate.core.results import CheckResult, Status
 from smokegate.suite.model import Duration
 
 
@@ -71,8 +71,8 @@ class HelmTestSpec(Spec):
 
 
 async def run(spec: HelmTestSpec, ctx: CheckContext) -> Outcome:
-    from smokegate.engine.select import Selection
-    from smokegate.errors import ClusterError
+    from smokegate.core.errors import ClusterError
+    from smokegate.core.selection import Selection
     from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
     from smokegate.helmtest.record import record_last_runs
     from smokegate.helmtest.runner import HelmTestRun, Options

@@ -20,7 +20,7 @@ import base64
 import functools
 import re
 import ssl
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -29,15 +29,19 @@ from smokegate.checks.base import (
     CheckContext,
     CheckFailed,
     ErrorKind,
+    KeepSecrets,
     LocalPath,
     Mismatch,
     Outcome,
+    Secret,
     Spec,
+    Text,
     failed,
     passed,
+    reveal,
 )
 from smokegate.checks.expect import check_value, compiled_regex, render
-from smokegate.secrets import Redactor
+from smokegate.core.secrets import Redactor, hide_credentials
 from smokegate.suite.model import Duration
 
 SNIPPET_BYTES = 512
@@ -118,20 +122,20 @@ class HttpExpect(Spec):
 
 
 class BasicAuth(Spec):
-    username: str
-    password: str
+    username: Text
+    password: Text
 
 
 class HttpSpec(Spec):
     """An HTTP(S) request and what its response must look like."""
 
-    url: str
+    url: Text
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str | int | list[str]] = Field(default_factory=dict)
-    body: str | None = None
+    headers: dict[str, Text] = Field(default_factory=dict)
+    query: dict[str, Text | int | list[Text]] = Field(default_factory=dict)
+    body: Text | None = None
     """Raw request body."""
-    json_: Any = Field(default=None, alias="json")
+    json_: Annotated[Any, KeepSecrets()] = Field(default=None, alias="json")
     """JSON request body (sets Content-Type: application/json)."""
     basic_auth: BasicAuth | None = None
     tls: TlsOptions = Field(default_factory=TlsOptions)
@@ -143,11 +147,11 @@ class HttpSpec(Spec):
 
     @field_validator("url")
     @classmethod
-    def _url_valid(cls, v: str) -> str:
+    def _url_valid(cls, v: str | Secret) -> str | Secret:
         # A regex, not urlsplit: this runs once per matrix instance (10,000 in the benchmark).
-        if not _URL_HEAD.match(v):
-            raise ValueError(f"url must be http:// or https:// with a host, got {v!r}")
-        return v
+        if not _URL_HEAD.match(reveal(v)):
+            raise ValueError(f"url must be http:// or https:// with a host, got {str(v)!r}")
+        return hide_credentials(v)  # a password in the userinfo is a secret too
 
     @field_validator("resolve")
     @classmethod
@@ -283,24 +287,24 @@ def _ranges(items: tuple[StatusSpec, ...]) -> tuple[tuple[int, int], ...]:
 
 
 def _build_request(spec: HttpSpec) -> tuple[str, list[tuple[str, str]], bytes | None]:
-    url = spec.url
+    """What goes on the wire: every ``Secret`` of the spec revealed, here and nowhere else."""
+    url = reveal(spec.url)
     if spec.query:
         sep = "&" if urlsplit(url).query else "?"
-        url = url + sep + urlencode(spec.query, doseq=True)
-    headers = list(spec.headers.items())
+        url = url + sep + urlencode(reveal(spec.query), doseq=True)
+    headers = [(k, reveal(v)) for k, v in spec.headers.items()]
     body: bytes | None = None
     if spec.json_ is not None:
         import orjson
 
-        body = orjson.dumps(spec.json_)
+        body = orjson.dumps(reveal(spec.json_))
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", "application/json"))
     elif spec.body is not None:
-        body = spec.body.encode()
+        body = reveal(spec.body).encode()
     if spec.basic_auth is not None:
-        token = base64.b64encode(
-            f"{spec.basic_auth.username}:{spec.basic_auth.password}".encode()
-        ).decode()
+        user, password = reveal(spec.basic_auth.username), reveal(spec.basic_auth.password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
         headers.append(("Authorization", f"Basic {token}"))
     return url, headers, body
 
@@ -413,7 +417,7 @@ def evaluate(expect: HttpExpect, resp: Any, redactor: Redactor | None = None) ->
                 if err:
                     misses.append(Mismatch("schema", "body valid against schema", err))
     if expect.latency is not None and resp.elapsed > expect.latency.max:
-        from smokegate.durations import format_duration
+        from smokegate.core.durations import format_duration
 
         misses.append(
             Mismatch(

@@ -55,6 +55,9 @@ from smokegate.checks.base import (
     ErrorKind,
     LocalPath,
     Outcome,
+    Secret,
+    Text,
+    reveal,
 )
 from smokegate.suite.model import Duration
 
@@ -73,7 +76,7 @@ _MYSQL_SSL_MODES: dict[str, SslMode] = {
 class MysqlSpec(SqlSpec):
     """Connect to MySQL/MariaDB, run a query, check the rows."""
 
-    dsn: str | None = None
+    dsn: Text | None = None
     """`mysql://user:pass@host:3306/db` (or `mariadb://`; `?ssl-mode=REQUIRED` accepted).
     Redacted everywhere; fields below override its parts."""
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -94,9 +97,9 @@ class MysqlSpec(SqlSpec):
 
     @field_validator("dsn")
     @classmethod
-    def _dsn_valid(cls, v: str | None) -> str | None:
+    def _dsn_valid(cls, v: str | Secret | None) -> str | Secret | None:
         if v is not None:
-            parse_dsn(v)
+            parse_dsn(reveal(v))
         return v
 
 
@@ -130,10 +133,11 @@ def parse_dsn(dsn: str) -> dict[str, Any]:
 
 
 def _settings(spec: MysqlSpec) -> dict[str, Any]:
-    s = parse_dsn(spec.dsn) if spec.dsn else {}
+    """The connection's settings, for the driver: the DSN's and the password revealed here."""
+    s = parse_dsn(reveal(spec.dsn)) if spec.dsn else {}
     for name in ("host", "port", "database", "user", "password", "sslmode"):
         if getattr(spec, name) is not None:
-            s[name] = getattr(spec, name)
+            s[name] = reveal(getattr(spec, name))
     s.setdefault("port", 3306)
     s.setdefault("sslmode", "verify-full" if spec.ca else "prefer")
     return s
@@ -289,7 +293,7 @@ async def run(spec: MysqlSpec, ctx: CheckContext) -> Outcome:
     s = _settings(spec)
     if s.get("password"):
         ctx.redactor.add(s["password"])
-    for secret in dsn_secrets(spec.dsn or ""):
+    for secret in dsn_secrets(reveal(spec.dsn) or ""):
         ctx.redactor.add(secret)
     host, port = s["host"], s["port"]
     address = override(ctx, host, port)

@@ -51,7 +51,7 @@ from smokegate.checks._protocol import (
     via,
     within,
 )
-from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
+from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome, Text, reveal
 
 # ---------------------------------------------------------------------------------------------
 # The postgres kind
@@ -62,7 +62,7 @@ SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-
 class PostgresSpec(SqlSpec):
     """Connect to PostgreSQL, run a query, check the rows."""
 
-    dsn: str | None = None
+    dsn: Text | None = None
     """libpq connection string: `postgresql://user:pass@host:5432/db?sslmode=require` or
     `host=… dbname=…`. Redacted everywhere; fields below override its parts."""
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -87,7 +87,7 @@ def _params(spec: PostgresSpec, from_dsn: dict[str, Any]) -> dict[str, Any]:
     ):
         value = getattr(spec, field)
         if value is not None:
-            p[keyword] = value
+            p[keyword] = reveal(value)  # for the driver: the password revealed here
     if spec.port is not None:
         p["port"] = spec.port
     elif "port" not in from_dsn:
@@ -225,14 +225,15 @@ async def run(spec: PostgresSpec, ctx: CheckContext) -> Outcome:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
+    dsn = reveal(spec.dsn) or ""  # the driver's; never shown (scrub() masks what libpq quotes)
     if spec.password:
         ctx.redactor.add(spec.password)
-    for secret in dsn_secrets(spec.dsn or ""):
+    for secret in dsn_secrets(dsn):
         ctx.redactor.add(secret)
 
     try:
-        params = _params(spec, conninfo_to_dict(spec.dsn or ""))
-        info = conninfo_to_dict(spec.dsn or "", **params)
+        params = _params(spec, conninfo_to_dict(dsn))
+        info = conninfo_to_dict(dsn, **params)
     except psycopg.Error as exc:
         # libpq quotes the offending part of the DSN back; scrub() masks the password in it
         # even when the DSN is too malformed for the redactor to have learnt the password.
@@ -248,7 +249,7 @@ async def run(spec: PostgresSpec, ctx: CheckContext) -> Outcome:
                 if any(addrs):
                     params["hostaddr"] = await _hostaddr(addrs)
                 keywords: dict[str, Any] = {**params, **files}
-                conn = await psycopg.AsyncConnection.connect(spec.dsn or "", **keywords)
+                conn = await psycopg.AsyncConnection.connect(dsn, **keywords)
         except UnicodeError as exc:
             # The host name failed IDNA encoding (empty or over-long label) before any lookup.
             reason = f"invalid host name ({exc})"

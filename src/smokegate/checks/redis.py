@@ -50,11 +50,15 @@ from smokegate.checks.base import (
     CheckFailed,
     ErrorKind,
     Outcome,
+    Secret,
     Spec,
+    Text,
     failed,
     passed,
+    reveal,
 )
 from smokegate.checks.http import TlsOptions
+from smokegate.core.secrets import hide_credentials
 from smokegate.suite.model import Duration
 
 _UNSET = object()
@@ -70,7 +74,7 @@ class RedisExpect(Spec):
 class RedisSpec(Spec):
     """Connect to Redis, send a command, check the reply."""
 
-    url: str | None = None
+    url: Text | None = None
     """`redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. Redacted."""
     host: str | None = None
     """Server name or address (required without `url`)."""
@@ -78,7 +82,7 @@ class RedisSpec(Spec):
     """Default 6379."""
     username: str | None = None
     """ACL user (Redis 6+); without it, AUTH uses the password alone (`requirepass`)."""
-    password: str | None = None
+    password: Text | None = None
     """Use a `secretRef`, `${secret:…}` or a `secret: true` var; redacted in every output."""
     db: int | None = Field(default=None, ge=0)
     """Database index to SELECT (default 0)."""
@@ -93,9 +97,10 @@ class RedisSpec(Spec):
 
     @field_validator("url")
     @classmethod
-    def _url_valid(cls, v: str | None) -> str | None:
+    def _url_valid(cls, v: str | Secret | None) -> str | Secret | None:
         if v is not None:
-            parse_url(v)
+            parse_url(reveal(v))
+            return hide_credentials(v)  # a password in the userinfo is a secret too
         return v
 
     @model_validator(mode="after")
@@ -134,10 +139,11 @@ def parse_url(url: str) -> dict[str, Any]:
 
 
 def _settings(spec: RedisSpec) -> dict[str, Any]:
-    s = parse_url(spec.url) if spec.url else {}
+    """The connection's settings, for the driver: the URL's and the password revealed here."""
+    s = parse_url(reveal(spec.url)) if spec.url else {}
     for name in ("host", "port", "username", "password", "db"):
         if getattr(spec, name) is not None:
-            s[name] = getattr(spec, name)
+            s[name] = reveal(getattr(spec, name))
     if spec.tls is not False or "tls" not in s:
         s["tls"] = spec.tls
     s.setdefault("port", 6379)
@@ -242,7 +248,7 @@ async def run(spec: RedisSpec, ctx: CheckContext) -> Outcome:
     s = _settings(spec)
     if s.get("password"):
         ctx.redactor.add(s["password"])
-    for secret in dsn_secrets(spec.url or ""):
+    for secret in dsn_secrets(reveal(spec.url) or ""):
         ctx.redactor.add(secret)
     host, port, tls = s["host"], s["port"], s["tls"]
     address = override(ctx, host, port)

@@ -37,11 +37,13 @@ from smokegate.checks.base import (
     Mismatch,
     Outcome,
     Spec,
+    Text,
     failed,
     passed,
+    reveal,
 )
 from smokegate.checks.expect import compiled_regex, render
-from smokegate.durations import format_duration
+from smokegate.core.durations import format_duration
 from smokegate.suite.model import Duration
 
 READ_LIMIT = 64 * 1024
@@ -98,7 +100,7 @@ class TcpSpec(Spec):
 
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
-    send: str | None = None
+    send: Text | None = None
     """Text to send after connecting, UTF-8 encoded. Use a double-quoted YAML string for
     escapes: "PING\\r\\n" sends CR LF."""
     send_hex: str | None = None
@@ -129,7 +131,7 @@ class TcpSpec(Spec):
     def payload(self) -> bytes | None:
         if self.send_hex is not None:
             return bytes.fromhex(self.send_hex)
-        return None if self.send is None else self.send.encode()
+        return None if self.send is None else reveal(self.send).encode()
 
 
 @functools.lru_cache(maxsize=64)

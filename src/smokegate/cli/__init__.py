@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from smokegate.errors import SmokegateError
+    from smokegate.core.errors import SmokegateError
 
     try:
         return int(args.cmd(args))

@@ -135,7 +135,7 @@ def add_report_args(
 
 def selection(args: argparse.Namespace) -> Any:
     """``-k/-t/--exclude-tag`` as an ``engine.select.Selection``."""
-    from smokegate.engine.select import Selection
+    from smokegate.core.selection import Selection
 
     return Selection(tuple(args.select), tuple(args.tag), tuple(args.exclude_tag))
 
@@ -150,7 +150,7 @@ def kube_options(args: argparse.Namespace) -> Any:
 def run_settings(args: argparse.Namespace) -> Any:
     """``-c/-x/--resolve`` as ``api.RunSettings`` (usage errors for bad values)."""
     from smokegate.api import RunSettings, parse_resolve_flags
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")

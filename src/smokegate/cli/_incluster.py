@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from smokegate import __version__
-from smokegate.durations import duration_arg
+from smokegate.core.durations import duration_arg
 
 # The help text names the default; smokegate.incluster.manifests.DEFAULT_IMAGE is the constant
 # (tests/incluster checks that the two agree).
@@ -97,7 +97,7 @@ def add_log_report_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
 
     out = {}
     for item in items:
@@ -109,7 +109,7 @@ def _pairs(items: Sequence[str], flag: str) -> dict[str, str]:
 
 
 def _env(items: Sequence[str]) -> dict[str, str]:
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
 
     out = {}
     for item in items:
@@ -142,7 +142,7 @@ def release_vars(context: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def run_in_cluster_and_report(
+def in_cluster_request(
     args: argparse.Namespace,
     suites: Sequence[str],
     *,
@@ -151,23 +151,12 @@ def run_in_cluster_and_report(
     context: Mapping[str, Any] | None = None,
     extra_results: Sequence[Any] = (),
     stdin_text: str | None = None,
-) -> tuple[int, Any]:
-    """Validate here, run as a Job, stream its console, write the reports; (exit code, run)."""
-    from rich.markup import escape
-
-    from smokegate.api import exit_code
+) -> Any:
+    """The ``incluster.api.InClusterRequest`` the flags describe."""
     from smokegate.cli._args import kube_options, selection
-    from smokegate.cli._output import err, report_targets
-    from smokegate.incluster.api import InClusterRequest, prepare, run_in_cluster
+    from smokegate.incluster.api import InClusterRequest
     from smokegate.incluster.manifests import DEFAULT_IMAGE, PodOptions
-    from smokegate.kube.client import effective_namespace, load_config
-    from smokegate.report import check_targets, write_reports
-    from smokegate.report.console import ConsoleReporter, make_console
 
-    targets, summary = report_targets(args)
-    check_targets(targets)
-    kube = kube_options(args)
-    config = load_config(kube)  # a UsageError before anything else
     pod = PodOptions(
         image=args.image or DEFAULT_IMAGE,
         service_account=args.service_account,
@@ -176,10 +165,10 @@ def run_in_cluster_and_report(
         labels=_pairs(args.pod_label, "--pod-label"),
         annotations=_pairs(args.pod_annotation, "--pod-annotation"),
     )
-    request = InClusterRequest(
+    return InClusterRequest(
         suites=suites,
         namespace=namespace,
-        kube=kube,
+        kube=kube_options(args),
         pod=pod,
         timeout=args.job_timeout,
         cli_vars=cli_vars,
@@ -194,6 +183,42 @@ def run_in_cluster_and_report(
         extra_results=tuple(extra_results),
         stdin_text=stdin_text,
         columns=_columns(),
+    )
+
+
+def run_in_cluster_and_report(
+    args: argparse.Namespace,
+    suites: Sequence[str],
+    *,
+    namespace: str | None,
+    cli_vars: Mapping[str, str],
+    context: Mapping[str, Any] | None = None,
+    extra_results: Sequence[Any] = (),
+    stdin_text: str | None = None,
+) -> tuple[int, Any]:
+    """Validate here, run as a Job, stream its console, write the reports; (exit code, run)."""
+    from rich.markup import escape
+
+    from smokegate.api import exit_code
+    from smokegate.cli._args import kube_options
+    from smokegate.cli._output import err, report_targets
+    from smokegate.incluster.api import prepare, run_in_cluster
+    from smokegate.kube.client import effective_namespace, load_config
+    from smokegate.report import check_targets, write_reports
+    from smokegate.report.console import ConsoleReporter, make_console
+
+    targets, summary = report_targets(args)
+    check_targets(targets)
+    kube = kube_options(args)
+    config = load_config(kube)  # a UsageError before anything else
+    request = in_cluster_request(
+        args,
+        suites,
+        namespace=namespace,
+        cli_vars=cli_vars,
+        context=context,
+        extra_results=extra_results,
+        stdin_text=stdin_text,
     )
     prepared = prepare(request, namespace=namespace or effective_namespace(config, kube))
     if not prepared.plan.checks:
@@ -227,3 +252,75 @@ def run_in_cluster_and_report(
     if errors and code == 0:
         code = exit_code(run, errors)
     return code, run
+
+
+class GateInClusterRunner:
+    """The release flow's ``Runner`` for ``gate --in-cluster``: the plan's suites run in a Job
+    in the release's namespace with the release's facts as ``--var``s; the pod's console streams
+    here, and its report is the run. The first Ctrl-C/SIGTERM stops the pod and keeps its partial
+    report (exit 130), as ``run --in-cluster`` does."""
+
+    def __init__(self, args: argparse.Namespace, console_run: Any) -> None:
+        self.args = args
+        self.console_run = console_run
+
+    async def __call__(self, plan: Any, run: Any) -> Any:
+        import asyncio
+
+        from smokegate.api import execute_plan
+        from smokegate.cli._args import kube_options
+        from smokegate.cli._output import err
+        from smokegate.core.errors import ClusterError, UsageError
+        from smokegate.incluster.api import execute, outcome_of, prepare
+        from smokegate.kube.client import KubeClient, load_config
+
+        if not plan.checks:  # Helm test results only: nothing for a pod to run
+            return await execute_plan(
+                plan, run.settings, context=run.context, extra_results=run.extra_results
+            )
+        if any(not suite.file or suite.file.startswith("<") for suite in plan.suites):
+            raise UsageError(
+                "gate --in-cluster --discover: discovered checks are not files the Job could "
+                "mount; run them here (without --in-cluster), or write them to a suite with "
+                "`smokegate discover` and pass that file"
+            )
+        request = in_cluster_request(
+            self.args,
+            [suite.file for suite in plan.suites],
+            namespace=run.namespace,
+            cli_vars={**run.vars, **release_vars(run.context)},
+            context=run.context,
+            extra_results=run.extra_results,
+        )
+        kube = kube_options(self.args)
+        config = load_config(kube)
+        prepared = await asyncio.to_thread(
+            prepare, request, namespace=run.namespace or str(config.namespace or "default")
+        )
+        followers: list[Any] = []
+        client = KubeClient(config, prepared.namespace)
+        try:
+            outcome = await execute(
+                prepared, client, output=_write, progress=err, on_follower=followers.append
+            )
+        except asyncio.CancelledError:
+            if not followers:
+                raise
+            # Stopped and cleaned up: what the pod finished is the (interrupted) run.
+            outcome = outcome_of(prepared, followers[0].collected)
+        finally:
+            await client.close()
+        for note in outcome.notes:
+            err(note)
+        if outcome.run is None:
+            # The pod stopped before any check (its reason is in the streamed log).
+            error = UsageError if outcome.code == 2 else ClusterError
+            raise error(f"the in-cluster run stopped before any check ran (exit {outcome.code})")
+        # The pod printed its own summary when its report streamed back.
+        self.console_run.summarized = outcome.collected.report_json is not None
+        return outcome.run
+
+
+def _write(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()

@@ -1,6 +1,7 @@
 """What the commands print, shared: the ``--list`` table, the report flags' targets, and
-``run_and_report`` (a plan run with the live console, then the reports) for ``run``, ``gate``
-and ``demo``. The run itself is ``smokegate.api.run_plan``; this module only renders."""
+``ConsoleRun`` (a plan run with the live console, then the reports) for ``run`` and ``demo``
+(``run_and_report``) and ``gate``. The run itself is the library's (``api.run_plan``, the
+release flow's); this module only renders."""
 
 from __future__ import annotations
 
@@ -37,6 +38,50 @@ def report_targets(args: argparse.Namespace) -> tuple[list[Any], str | None]:
     return targets, summary
 
 
+class ConsoleRun:
+    """A plan run with the live console, then the reports: for ``run``/``demo``
+    (``run_and_report``) and ``gate`` (its flow runs the plan, this renders it)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from smokegate.report import check_targets
+
+        self.args = args
+        self.targets, self.summary = report_targets(args)
+        check_targets(self.targets)  # unwritable report paths are usage errors before any run
+        self.reporter: Any = None
+        self.console: Any = None
+        self.summarized = False
+        """The summary is already on the console (an in-cluster pod printed its own)."""
+
+    def observer(self, plan: Any) -> Any:
+        """The engine observer that shows the run live (``report.console.ConsoleReporter``)."""
+        from smokegate.report import check_targets
+        from smokegate.report.console import ConsoleReporter, make_console
+
+        check_targets(self.targets)  # still writable, after a wait for the release
+        self.console = make_console(no_color=self.args.no_color)
+        self.reporter = ConsoleReporter(
+            self.console, plan.redactor, verbose=self.args.verbose, quiet=self.args.quiet
+        )
+        return self.reporter
+
+    def finish(self, run: Any, plan: Any) -> list[str]:
+        """The summary, then the reports; returns the reports that could not be written."""
+        from rich.markup import escape
+
+        from smokegate.report import write_reports
+
+        if not self.summarized:
+            self.reporter.finish(run)
+        errors = write_reports(run, self.targets, plan.redactor)
+        for error in errors:
+            print(f"smokegate: {error}", file=sys.stderr)
+        for t in self.targets:
+            if t.path != self.summary and not any(t.path in error for error in errors):
+                self.console.print(f"[dim]{escape(t.format)} report: {escape(t.path)}[/dim]")
+        return errors
+
+
 def run_and_report(
     plan: Any,
     args: argparse.Namespace,
@@ -47,36 +92,21 @@ def run_and_report(
     namespace: str | None = None,
 ) -> tuple[int, Any]:
     """Run a plan with the console reporter, write the requested reports, return the exit code
-    and the run. ``namespace``: the default for ``kube`` checks (``-n``, or the release's under
-    ``gate``)."""
-    from rich.markup import escape
-
+    and the run. ``namespace``: the default for ``kube`` checks (``-n``)."""
     from smokegate.api import exit_code, run_plan
     from smokegate.cli._args import run_settings
-    from smokegate.report import check_targets, write_reports
-    from smokegate.report.console import ConsoleReporter, make_console
 
-    targets, summary = report_targets(args)
-    check_targets(targets)  # unwritable report paths are usage errors before anything runs
-    settings = run_settings(args)
-    console = make_console(no_color=args.no_color)
-    reporter = ConsoleReporter(console, plan.redactor, verbose=args.verbose, quiet=args.quiet)
+    console_run = ConsoleRun(args)
     run = run_plan(
         plan,
-        settings,
-        observer=reporter,
+        run_settings(args),
+        observer=console_run.observer(plan),
         context=context,
         kube_factory=kube_factory,
         namespace=namespace,
         extra_results=extra_results,
     )
-    reporter.finish(run)
-    errors = write_reports(run, targets, plan.redactor)
-    for error in errors:
-        print(f"smokegate: {error}", file=sys.stderr)
-    for t in targets:
-        if t.path != summary and not any(t.path in error for error in errors):
-            console.print(f"[dim]{escape(t.format)} report: {escape(t.path)}[/dim]")
+    errors = console_run.finish(run, plan)
     return exit_code(run, errors), run
 
 
@@ -84,7 +114,7 @@ def print_helm_tests(results: list[Any], args: argparse.Namespace) -> None:
     """Flux's Helm test results, before the suite's live output (``gate``)."""
     from rich.markup import escape
 
-    from smokegate.engine.results import Status
+    from smokegate.core.results import Status
     from smokegate.report.console import make_console
 
     console = make_console(no_color=args.no_color)

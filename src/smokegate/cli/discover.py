@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 
 def print_summary(discovery: Any, *, show_not_checked: bool = True) -> None:
@@ -196,15 +196,18 @@ def cmd_discover(args: argparse.Namespace) -> int:
     return 0
 
 
-def suites_with_discovery(args: argparse.Namespace) -> list[str]:
-    """For ``run``: the suite paths to plan, with the discovered suite added when
-    ``--discover`` is given (the run's own ``--resolve`` applies to its checks at run time)."""
+def suites_with_discovery(args: argparse.Namespace) -> list[Any]:
+    """For ``run``: the suites to plan, parsed (each file once), with the discovered suite
+    merged in (in memory) when ``--discover`` is given (the run's own ``--resolve`` applies to
+    its checks at run time)."""
+    from smokegate.suite.loader import parse_suites
+
     if not getattr(args, "discover", None):
         if not args.suites:
             raise UsageError("give suite files or directories, or --discover helmrelease/NAME")
-        return list(args.suites)
-    from smokegate.discover.request import discover_suite, merged_suite_paths
+        return parse_suites(args.suites)
+    from smokegate.discover.request import discover_suite, merge_discovered
 
     discovery = discover_suite(request_from_args(args, run_target=args.discover))
     print_summary(discovery)
-    return merged_suite_paths(args.suites, discovery)
+    return merge_discovered(parse_suites(args.suites) if args.suites else [], discovery)

@@ -1,8 +1,9 @@
-"""``smokegate gate``: flags -> ``gate.GateRequest`` -> ``gate.run_gate`` -> exit code.
+"""``smokegate gate``: flags -> ``app.release.ReleaseRequest`` -> ``run_gate`` -> exit code.
 
-The gate's flow (wait for Flux, facts, Helm tests, run, report back) is the library's
-(``smokegate.gate``); this module hands it the console runner (``_output.run_and_report``) and
-prints its progress on stderr.
+The gate's flow (wait for Flux, facts, Secrets, discovery, Helm tests, run, report back) is the
+library's release flow (``app.release.run_release``, which ``serve`` runs too); this module
+parses the suites once (and validates them before the wait), and its observer
+(``GateObserver``) prints Flux's progress on stderr, the live console and the reports.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from smokegate.cli._args import (
 )
 from smokegate.cli._incluster import add_in_cluster_args
 from smokegate.cli.discover import add_discover_options
-from smokegate.durations import duration_arg
+from smokegate.core.durations import duration_arg
 
 
 def add_gate_parser(sub: Any) -> None:
@@ -103,12 +104,8 @@ def add_gate_parser(sub: Any) -> None:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from smokegate.api import parse_vars
-    from smokegate.cli._output import err, print_helm_tests, run_and_report
     from smokegate.cli.discover import gate_discover_request
-    from smokegate.durations import format_duration
-    from smokegate.errors import UsageError
-    from smokegate.gate import GateRequest, run_gate
+    from smokegate.core.errors import UsageError
 
     if args.notify_flux and not args.notify_flux.startswith(("http://", "https://")):
         raise UsageError(f"--notify-flux {args.notify_flux!r}: must be an http:// or https:// URL")
@@ -119,48 +116,111 @@ def cmd_gate(args: argparse.Namespace) -> int:
     discover = gate_discover_request(args)
     if not args.suites and discover is None:
         raise UsageError("give suite files or directories, or --discover")
-    request = GateRequest(
-        target=args.target,
-        suites=args.suites,
-        discover=discover,
-        helm_tests=args.helm_tests,
-        kube=kube_options(args),
+    return run_gate(args, discover)
+
+
+def run_gate(args: argparse.Namespace, discover: Any = None) -> int:
+    """The gate: everything that can be checked without the cluster first (the target, the
+    kubeconfig, the suites parsed once and every check validated, the report paths), then the
+    release flow on one event loop."""
+    from smokegate.api import parse_vars, read_stdin_once, validate_suites
+    from smokegate.app.notify import FluxNotifier, KubeEventNotifier
+    from smokegate.app.release import KubeCluster, ReleaseRequest, SuiteChoice, run_release
+    from smokegate.cli._args import run_settings
+    from smokegate.cli._output import ConsoleRun, err
+    from smokegate.core.durations import format_duration
+    from smokegate.core.loop import run_async
+    from smokegate.flux.helmrelease import parse_target
+    from smokegate.kube.client import effective_namespace, load_config
+    from smokegate.suite.loader import parse_suites
+
+    kube = kube_options(args)
+    ns_hint, name = parse_target(args.target, kube.namespace)
+    config = load_config(kube)
+    namespace = ns_hint or effective_namespace(config, kube)
+    cli_vars = parse_vars(args.var)
+    stdin_text = read_stdin_once(args.suites)
+    raws = parse_suites(args.suites, stdin_text=stdin_text) if args.suites else []
+    if raws:
+        validate_suites(raws, cli_vars=cli_vars)
+    console_run = ConsoleRun(args)
+    observer = GateObserver(args, console_run)
+    runner = None
+    if args.in_cluster:
+        # The suites run in a Job in the release's namespace, with the release's facts.
+        from smokegate.cli._incluster import GateInClusterRunner
+
+        runner = GateInClusterRunner(args, console_run)
+    notifiers: list[Any] = [] if args.no_event else [KubeEventNotifier()]
+    if args.notify_flux:
+        notifiers.append(FluxNotifier(args.notify_flux))
+    request = ReleaseRequest(
+        namespace=namespace,
+        name=name,
+        suites=SuiteChoice(raws, vars=cli_vars, discover=discover),
+        cluster=KubeCluster(config),
         revision=args.revision,
-        timeout=args.timeout,
-        ignore_helm_tests=args.ignore_helm_tests,
-        notify_url=args.notify_flux,
-        record_event=not args.no_event,
-        cli_vars=parse_vars(args.var),
+        wait_timeout=args.timeout,
         selection=selection(args),
+        helm_tests=args.helm_tests,
+        ignore_helm_tests=args.ignore_helm_tests,
+        settings=run_settings(args),
+        notifiers=notifiers,
+        runner=runner,
     )
-
-    def execute(plan: Any, **kw: Any) -> tuple[int, Any]:
-        if kw.get("extra_results"):
-            print_helm_tests(kw["extra_results"], args)
-        if not plan.checks and not kw.get("extra_results"):
-            print("smokegate: no checks selected", file=sys.stderr)
-            return (2 if not selection(args).empty else 0), None
-        if args.in_cluster and plan.checks:
-            # The suites run in a Job in the release's namespace, with the release's facts.
-            from smokegate.cli._incluster import release_vars, run_in_cluster_and_report
-
-            context = kw.get("context") or {}
-            return run_in_cluster_and_report(
-                args,
-                [suite.file for suite in plan.suites],
-                namespace=kw.get("namespace"),
-                cli_vars={**parse_vars(args.var), **release_vars(context)},
-                context=context,
-                extra_results=kw.get("extra_results") or (),
-            )
-        return run_and_report(plan, args, **kw)
-
     err(
         f"gate {args.target}"
         + (f" at revision {args.revision}" if args.revision else "")
         + f" (timeout {format_duration(args.timeout)})"
     )
-    result = run_gate(request, execute=execute, progress=err)
-    for note in result.notes:
-        err(note)
-    return result.code
+    result = run_async(run_release(request, observer))
+    if result.plan is None:  # nothing to run (no suite, nothing discovered, no Helm tests)
+        observer.planned(None, [])
+    return result.code if result.code is not None else observer.code
+
+
+class GateObserver:
+    """The gate's view of the release flow (an ``app.release.ReleaseObserver``): progress on
+    stderr (``smokegate: …``), Flux's Helm tests before the run, the live console and the
+    reports, then where it reported."""
+
+    def __init__(self, args: argparse.Namespace, console: Any) -> None:
+        self.args = args
+        self.console = console
+        self.code = 0
+        """The exit code when nothing ran."""
+
+    def phase(self, name: str) -> None:
+        pass
+
+    def progress(self, message: str) -> None:
+        from smokegate.cli._output import err
+
+        err(message)
+
+    def discovered(self, discovery: Any) -> None:
+        pass
+
+    def helm_tests(self, results: list[Any]) -> None:
+        from smokegate.cli._output import print_helm_tests
+
+        print_helm_tests(results, self.args)
+
+    def planned(self, plan: Any, helm_tests: list[Any]) -> bool:
+        if helm_tests or (plan is not None and plan.checks):
+            return True
+        print("smokegate: no checks selected", file=sys.stderr)
+        self.code = 2 if not selection(self.args).empty else 0
+        return False
+
+    def run_observer(self, plan: Any) -> Any:
+        return self.console.observer(plan)
+
+    def finished(self, run: Any, plan: Any) -> list[str]:
+        errors: list[str] = self.console.finish(run, plan)
+        return errors
+
+    def reported(self, delivery: Any) -> None:
+        from smokegate.cli._output import err
+
+        err(delivery.text)

@@ -16,7 +16,7 @@ from typing import Any
 
 from smokegate.cli._args import add_report_args, kube_options, selection
 from smokegate.cli._output import err, report_targets
-from smokegate.durations import duration_arg
+from smokegate.core.durations import duration_arg
 
 EXAMPLES = """\
 examples:
@@ -183,8 +183,8 @@ def add_helm_test_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_helm_test(args: argparse.Namespace) -> int:
     """Run ``smokegate helm-test`` with parsed ``args``; returns the exit code. Raises
     ``SmokegateError`` for problems the caller prints (usage, not found, API errors)."""
-    from smokegate.engine.loop import run_async
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import effective_namespace, load_config
 
     if not args.target and not args.cleanup:
@@ -208,7 +208,7 @@ def cmd_helm_test(args: argparse.Namespace) -> int:
 
 
 async def _cleanup(args: argparse.Namespace, config: Any, namespace: str) -> int:
-    from smokegate.errors import ClusterError
+    from smokegate.core.errors import ClusterError
     from smokegate.helmtest.api import clean_up
     from smokegate.kube.client import KubeClient
 
@@ -269,12 +269,12 @@ async def _run(args: argparse.Namespace, config: Any, namespace: str) -> int:
 
 
 async def _execute(args: argparse.Namespace, kube: Any, loaded: Any, hooks: list[Any]) -> int:
+    from smokegate.core.secrets import Redactor
     from smokegate.helmtest.api import run_tests
     from smokegate.helmtest.objects import RUN_LABEL
     from smokegate.helmtest.runner import Options
     from smokegate.report import write_reports
     from smokegate.report.console import ConsoleReporter, make_console
-    from smokegate.secrets import Redactor
 
     targets, summary = report_targets(args)
     console = make_console(no_color=args.no_color)

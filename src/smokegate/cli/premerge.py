@@ -192,7 +192,7 @@ def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _targets(args: argparse.Namespace, allowed: tuple[str, ...]) -> list[tuple[str, str, bool]]:
     """``--report`` flags (and ``$GITHUB_STEP_SUMMARY``), refused before any work when a path
     cannot be written."""
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
     from smokegate.report import ReportTarget, check_targets
 
     out = []
@@ -261,7 +261,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
     from smokegate.premerge.diff import DiffOptions, diff_repositories
     from smokegate.premerge.reports import diff_console, diff_json, diff_markdown
 

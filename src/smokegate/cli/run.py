@@ -1,6 +1,7 @@
 """``smokegate run``, ``lint`` and ``schema``: suites from files, no Flux.
 
-``run`` plans with ``api.plan_run_with_cluster`` (``api.plan_run`` for ``--list``) and runs with
+``run`` parses the suites once and plans them with ``api.plan_suites_with_cluster``
+(``api.plan_suites`` for ``--list``), discovered checks merged in memory, and runs with
 ``api.run_plan`` through ``_output.run_and_report``; ``lint`` is ``api.plan_run(lint=True)``;
 ``schema`` prints ``suite.model.json_schema()``.
 """
@@ -79,18 +80,16 @@ def add_schema_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from smokegate.api import kube_factory_for, parse_vars, plan_run, plan_run_with_cluster
+    from smokegate.api import kube_factory_for, parse_vars, plan_suites, plan_suites_with_cluster
     from smokegate.cli._output import print_list, run_and_report
     from smokegate.cli.discover import suites_with_discovery
 
-    args.suites = suites_with_discovery(args)
+    raws = suites_with_discovery(args)  # each suite file parsed once, here
     kube = kube_options(args)
     if args.list:
         # Listing needs no cluster: Secret references get placeholders, as under `lint`.
         return print_list(
-            plan_run(
-                args.suites, cli_vars=parse_vars(args.var), selection=selection(args), lint=True
-            )
+            plan_suites(raws, cli_vars=parse_vars(args.var), selection=selection(args), lint=True)
         )
     if args.in_cluster:
         from smokegate.api import read_stdin_once
@@ -106,8 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return code
     # The cluster is contacted only if a suite references a Secret (now) or runs a `kube` or
     # `helmTest` check (its configuration read before the run, the connection at first use).
-    plan = plan_run_with_cluster(
-        args.suites,
+    plan = plan_suites_with_cluster(
+        raws,
         kube_options=kube,
         cli_vars=parse_vars(args.var),
         selection=selection(args),

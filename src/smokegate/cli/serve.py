@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from smokegate.durations import duration_arg
+from smokegate.core.durations import duration_arg
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 TOKEN_ENV = "SMOKEGATE_API_TOKEN"
@@ -111,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> str:
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
 
     if args.token_file:
         try:
@@ -127,7 +127,7 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from smokegate.errors import UsageError
+    from smokegate.core.errors import UsageError
     from smokegate.flux.helmrelease import parse_target
 
     namespace, name = parse_target(args.target, args.namespace)
@@ -137,7 +137,7 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         raise UsageError(f"--server {args.server!r}: must be an http:// or https:// URL")
     release = f"{namespace}/{name}"
     body = {"release": release, "revision": args.revision or "", "suites": args.suite}
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.server.trigger import trigger_run
 
     result = run_async(

@@ -9,7 +9,7 @@
 * ``selector``: kubectl-style label selectors.
 
 * ``request``: the entry points (``DiscoverRequest``, ``discover_suite``,
-  ``discover_from_helmrelease``, ``merged_suite_paths``) that ``smokegate discover``,
+  ``discover_from_helmrelease``, ``merge_discovered``) that ``smokegate discover``,
   ``run --discover``, ``gate --discover`` and the server call.
 
 The command line is ``smokegate.cli.discover``.

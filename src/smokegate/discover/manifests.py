@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from smokegate.core.errors import UsageError
 from smokegate.discover.objects import describe_value
-from smokegate.errors import UsageError
 
 
 class Manifest(dict[str, Any]):

@@ -3,28 +3,27 @@ and ``smokegate serve`` (``discover: true``) call.
 
 ``discover_suite(DiscoverRequest)`` (connects when needed) and
 ``discover_from_helmrelease(client, hr)`` (for the gate and the server, which already have both)
-return a ``Discovery``; ``discovered_suite_text`` renders it; ``merged_suite_paths`` puts it next
-to user suites, dropping discovered checks whose names a user suite already uses.
+return a ``Discovery``; ``discovered_suite_text`` renders it; ``merge_discovered`` puts it next
+to parsed user suites (in memory), dropping discovered checks whose names a user suite already
+uses.
 """
 
 from __future__ import annotations
 
-import atexit
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 if TYPE_CHECKING:
     # Imported where used: a request is built before anything is discovered, and
     # ``DiscoverRequest``'s module is imported by every front end that offers --discover.
     from smokegate.discover.build import BuildOptions, Discovery, Via
     from smokegate.discover.source import Found
+    from smokegate.suite.parse import RawSuite
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +68,7 @@ def discover_suite(request: DiscoverRequest) -> Discovery:
         raise UsageError("say what to discover: helmrelease/NAME, --selector LABELS or -f FILE")
     if request.target and request.selector:
         raise UsageError("give a HelmRelease or --selector, not both")
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import KubeClient, KubeOptions
 
     options = request.kube or KubeOptions()
@@ -225,40 +224,25 @@ def discovered_suite_text(discovery: Discovery) -> str:
     return discovery.yaml()
 
 
-def merged_suite_paths(
-    paths: Sequence[str], discovery: Discovery, *, stdin_text: str | None = None
-) -> list[str]:
-    """``paths`` plus a temporary file holding the discovered suite, without the discovered
-    checks whose names a user suite in ``paths`` already has (the user's check wins).
+def merge_discovered(suites: Sequence[RawSuite], discovery: Discovery) -> list[RawSuite]:
+    """``suites`` (parsed) plus the discovered suite, built in memory (no file, parsed by
+    nobody), without the discovered checks whose names a suite in ``suites`` already has (the
+    user's check wins). Its file name, as problems and reports show it, is
+    ``<discovered-NAME>``."""
+    from smokegate.suite.parse import suite_from_data
 
-    ``-`` in ``paths`` is read from ``stdin_text`` when given (the caller read stdin already
-    and keeps ``-``); otherwise stdin is read here and ``-`` replaced by a file holding it."""
-    from smokegate.suite.loader import parse_suites
-
-    paths = list(paths)
-    tmp = _tmpdir()
-    if "-" in paths and stdin_text is None:
-        stdin_file = tmp / "stdin.yaml"
-        stdin_file.write_text(sys.stdin.read(), encoding="utf-8")
-        paths = [str(stdin_file) if p == "-" else p for p in paths]
     taken: set[str] = set()
-    if paths:
-        for raw in parse_suites(paths, stdin_text=stdin_text):
-            for entry in raw.doc.data["spec"].get("checks") or ():
-                if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                    taken.add(entry["name"])
-    kept = discovery.without(taken)
-    out = tmp / f"{discovery.suite_name}.yaml"
-    out.write_text(kept.yaml(), encoding="utf-8")
-    return [*paths, str(out)]
+    for raw in suites:
+        for entry in raw.doc.data["spec"].get("checks") or ():
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                taken.add(entry["name"])
+    kept = suite_from_data(discovery.without(taken).suite(), f"<{discovery.suite_name}>")
+    clash = next((raw for raw in suites if raw.name == kept.name), None)
+    if clash is not None:
+        from smokegate.core.errors import SuiteError
 
-
-_TMP: list[Path] = []
-
-
-def _tmpdir() -> Path:
-    if not _TMP:
-        path = Path(tempfile.mkdtemp(prefix="smokegate-discover-"))
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
-        _TMP.append(path)
-    return _TMP[0]
+        problem = clash.doc.problem(
+            ("metadata", "name"), f"duplicate suite name {kept.name!r} (also the discovered suite)"
+        )
+        raise SuiteError([problem])
+    return [*suites, kept]

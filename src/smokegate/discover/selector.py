@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 _REQUIREMENT = re.compile(
     r"\s*(?:(?P<not>!)\s*(?P<nkey>[\w./-]+)"

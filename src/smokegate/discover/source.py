@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from smokegate.core.errors import ClusterError, SmokegateError
 from smokegate.discover.build import PodAddress, workload_key
 from smokegate.discover.manifests import load_manifests
 from smokegate.discover.objects import WORKLOAD_KINDS, Workload
 from smokegate.discover.selector import Selector
-from smokegate.errors import ClusterError, SmokegateError
 from smokegate.helm.release import HelmReleaseRecord, ReleaseDecodeError, ReleaseRef
 
 FLUX_NAME_LABEL = "helm.toolkit.fluxcd.io/name"

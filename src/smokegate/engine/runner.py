@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from smokegate.checks import KINDS
-from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Outcome
-from smokegate.durations import format_duration
-from smokegate.engine.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
+from smokegate.checks.base import ATTEMPT_DEADLINE, CheckContext, CheckFailed, ErrorKind, Outcome
+from smokegate.core.durations import format_duration
+from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 from smokegate.suite.loader import PlannedCheck, Suite
 
 RunFn = Callable[[Any, CheckContext], Awaitable[Outcome]]
@@ -92,11 +92,13 @@ async def attempt_loop(
             budget, clipped = max(0.001, deadline - t0), True
         status = Status.FAILED
         timer = _Timer(loop, task, budget)
+        deadline_token = ATTEMPT_DEADLINE.set(t0 + budget)
         try:
             try:
                 outcome = await run(check.spec, ctx)
             finally:
                 timer.disarm()
+                ATTEMPT_DEADLINE.reset(deadline_token)
             if outcome.ok:
                 status = Status.PASSED
         except asyncio.CancelledError:

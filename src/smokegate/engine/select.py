@@ -14,18 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from smokegate.core.selection import Selection
 from smokegate.suite.loader import PlannedCheck
 
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    patterns: Sequence[str] = ()
-    tags: Sequence[str] = ()
-    exclude_tags: Sequence[str] = ()
-
-    @property
-    def empty(self) -> bool:
-        return not (self.patterns or self.tags or self.exclude_tags)
+__all__ = ["Selected", "Selection", "select"]
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 from smokegate.helm.release import release_ref
 from smokegate.kube.conditions import conditions, describe_condition
 from smokegate.kube.readiness import Readiness, not_ready
@@ -336,7 +336,7 @@ def helm_test_results(hr: dict[str, Any], *, ignore_failures: bool = False) -> l
     """One ``CheckResult`` (kind ``helm-test``, id ``helm-test/<hook>``) per test hook Flux ran
     for the latest release, when ``spec.test.enable``. A failed hook (or ``TestSuccess=False``)
     is a failed check unless ``ignore_failures``, which reports it as skipped, with the reason."""
-    from smokegate.engine.results import Attempt, CheckResult, Status
+    from smokegate.core.results import Attempt, CheckResult, Status
 
     facts = release_facts(hr)
     if not facts.tests_enabled:

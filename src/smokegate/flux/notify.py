@@ -82,7 +82,7 @@ class GateOutcome:
 def outcome_of(run: Any, redactor: Any = None) -> GateOutcome:
     """From a ``RunResult``: errors count as failures; skipped checks as neither. Check ids are
     scrubbed with the run's ``redactor`` (a check name may be built from a Secret value)."""
-    from smokegate.engine.results import Status
+    from smokegate.core.results import Status
 
     scrub = redactor.redact if redactor is not None else (lambda text: text)
     bad = [r for r in run.results if r.status in (Status.FAILED, Status.ERROR)]

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from smokegate.durations import format_duration
-from smokegate.errors import ClusterError, GateTimeout
+from smokegate.core.durations import format_duration
+from smokegate.core.errors import ClusterError, GateTimeout
 from smokegate.flux.helmrelease import evaluate
 from smokegate.kube.client import HELMRELEASE, KubeClient, KubeError
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from smokegate.engine.results import RunResult, SuiteInfo
-from smokegate.engine.select import Selection
+from smokegate.core.results import RunResult, SuiteInfo
+from smokegate.core.selection import Selection
 from smokegate.helmtest.hooks import Chosen, HookFilter, choose, failed_last_time, release_tests
 from smokegate.helmtest.objects import RUN_LABEL
 from smokegate.helmtest.runner import HelmTestRun, Options

@@ -3,8 +3,9 @@
 Flux runs a release's tests only with ``spec.test.enable`` (off by default), once per revision,
 and keeps no logs. When it did run them (``status.history[0].testHooks`` has entries) the gate
 reports Flux's results (``smokegate.flux.helmrelease.helm_test_results``); when it did not,
-``run_for_gate`` runs them here, with Flux's ``spec.test.filters`` applied, and returns one
-``CheckResult`` per test (id ``helm-test/<hook>``, the same shape as Flux's), logs included.
+``run_release_tests`` (what the release flow calls; ``run_for_gate`` on its own event loop)
+runs them here, with Flux's ``spec.test.filters`` applied, and returns one ``CheckResult`` per
+test (id ``helm-test/<hook>``, the same shape as Flux's), logs included.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from smokegate.engine.results import CheckResult, Status
+from smokegate.core.results import CheckResult, Status
 
 if TYPE_CHECKING:
     from smokegate.kube.client import KubeClient
@@ -67,7 +68,7 @@ def run_for_gate(
 ) -> list[CheckResult]:
     """``run_release_tests`` on its own event loop (each gate phase runs on its own), with a
     fresh client for ``config`` (the gate's ``SingleConfig``)."""
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import KubeClient
 
     namespace = str((hr.get("metadata") or {}).get("namespace") or "default")

@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 from itertools import groupby
 from typing import Any
 
-from smokegate.engine.select import Selection
+from smokegate.core.selection import Selection
 from smokegate.helm.release import HelmHook, HelmReleaseRecord
 from smokegate.helmtest.target import HelmTestError
 

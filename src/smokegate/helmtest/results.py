@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.checks.base import ErrorKind, Mismatch
-from smokegate.engine.results import Attempt, CheckResult, Status
+from smokegate.core.outcome import ErrorKind, Mismatch
+from smokegate.core.results import Attempt, CheckResult, Status
 from smokegate.helmtest.hooks import TestHook
 from smokegate.helmtest.status import job_summary, pod_failure, succeeded
 

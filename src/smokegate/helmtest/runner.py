@@ -43,9 +43,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from smokegate.checks.base import ErrorKind, Mismatch
-from smokegate.durations import format_duration
-from smokegate.engine.results import CheckResult, Status
+from smokegate.core.durations import format_duration
+from smokegate.core.outcome import ErrorKind, Mismatch
+from smokegate.core.results import CheckResult, Status
 from smokegate.helmtest.cleanup import resolutely
 from smokegate.helmtest.hooks import TestHook, weight_groups
 from smokegate.helmtest.logs import collect_logs

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.errors import ClusterError, SmokegateError, UsageError
+from smokegate.core.errors import ClusterError, SmokegateError, UsageError
 from smokegate.flux.helmrelease import parse_target
 from smokegate.helm.release import HelmReleaseRecord, ReleaseDecodeError, pick_latest, release_ref
 from smokegate.kube.client import HELMRELEASE, SECRET, KubeClient, KubeError

@@ -86,7 +86,8 @@ class HttpClient:
         # (method, url) -> request head bytes, for the common header-less, body-less request.
         self._heads: dict[tuple[str, str], bytes] = {}
         # Origin lookup for the common case (no connect_to), skipping the 5-tuple key build.
-        self._origins: dict[tuple[str, ssl.SSLContext | None], Origin] = {}
+        # (scheme, host, port, TLS context) -> its pool.
+        self._origins: dict[tuple[str, str, int, ssl.SSLContext | None], Origin] = {}
 
     @property
     def connections_opened(self) -> int:

@@ -27,10 +27,10 @@ from typing import Any
 
 from smokegate.api import RunPlan, parse_resolve_flags, plan_run
 from smokegate.checks.base import ErrorKind
-from smokegate.durations import format_duration
-from smokegate.engine.results import CheckResult, RunResult, Status, SuiteInfo
-from smokegate.engine.select import Selection
-from smokegate.errors import ClusterError, Problem, SuiteError, UsageError
+from smokegate.core.durations import format_duration
+from smokegate.core.errors import ClusterError, Problem, SuiteError, UsageError
+from smokegate.core.results import CheckResult, RunResult, Status, SuiteInfo
+from smokegate.core.selection import Selection
 from smokegate.incluster.bundle import SuiteBundle, bundle_suites
 from smokegate.incluster.follow import Collected, JobFollower
 from smokegate.incluster.manifests import (
@@ -229,7 +229,7 @@ def run_in_cluster(
     import asyncio
     import signal
 
-    from smokegate.api import run_async
+    from smokegate.core.loop import run_async
     from smokegate.kube.client import load_config
 
     config = load_config(prepared.request.kube)

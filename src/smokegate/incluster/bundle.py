@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 MAX_CONFIGMAP_BYTES = 1024 * 1024
 """The API server refuses a ConfigMap whose keys and values exceed 1 MiB together."""

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.durations import format_duration
+from smokegate.core.durations import format_duration
 from smokegate.helmtest.cleanup import resolutely
 from smokegate.incluster.manifests import CONTAINER, RUN_LABEL, STOP_GRACE
 from smokegate.incluster.podstate import (

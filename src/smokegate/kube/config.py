@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 if TYPE_CHECKING:
     from lightkube.config.kubeconfig import SingleConfig

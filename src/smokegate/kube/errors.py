@@ -24,7 +24,7 @@ class KubeError(Exception):
     @property
     def error_kind(self) -> str:
         """The check ``ErrorKind`` that fits (a report groups failures by it)."""
-        from smokegate.checks.base import ErrorKind
+        from smokegate.core.outcome import ErrorKind
 
         return {
             403: ErrorKind.FORBIDDEN,

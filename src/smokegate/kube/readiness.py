@@ -323,7 +323,7 @@ def _service(obj: dict[str, Any], *, wait_for_load_balancer: bool = False) -> Re
             "for: waitForLoadBalancer: true does)",
         )
     ingress = [
-        i.get("ip") or i.get("hostname")
+        str(i.get("ip") or i.get("hostname"))
         for i in (status.get("loadBalancer") or {}).get("ingress") or []
         if isinstance(i, dict) and (i.get("ip") or i.get("hostname"))
     ]

@@ -1,8 +1,9 @@
 """Fetch the Secret values a suite references (``${secret:…}``, ``secretRef``) before it is
 interpolated. Each Secret is read once, however many keys and suites use it.
 
-Values leave this module only inside the returned mapping (which ``plan_run`` registers with the
-run's redactor); errors name the Secret and key, never a value.
+Values leave this module only as ``core.secrets.Secret`` values inside the returned mapping
+(which ``plan_run`` registers with the run's redactor): they render as ``***`` from the moment
+they are decoded. Errors name the Secret and key, never a value.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from smokegate.core.secrets import Secret
 from smokegate.kube.client import SECRET, KubeClient, KubeError
 from smokegate.suite.interpolate import SecretKey
 
@@ -39,7 +41,7 @@ def decode_value(data: dict[str, str], key: str) -> str | None:
 
 async def fetch_secrets(
     client: KubeClient, keys: Iterable[SecretKey]
-) -> tuple[dict[SecretKey, str], list[SecretProblem]]:
+) -> tuple[dict[SecretKey, Secret], list[SecretProblem]]:
     """Values for ``keys`` (each must have its namespace filled in), and what went wrong.
 
     Missing Secrets or keys are problems of the suite (reported together). Any other API
@@ -54,7 +56,7 @@ async def fetch_secrets(
 
     found = await asyncio.gather(*(read(ns, name) for ns, name in objects))
     by_object = dict(zip(objects, found, strict=True))
-    values: dict[SecretKey, str] = {}
+    values: dict[SecretKey, Secret] = {}
     problems: list[SecretProblem] = []
     for key in wanted:
         data = by_object[(key.namespace, key.name)]
@@ -70,7 +72,7 @@ async def fetch_secrets(
             keys_there = ", ".join(sorted(data)) or "none"
             problems.append(SecretProblem(key, f"no such key (the Secret has: {keys_there})"))
             continue
-        values[key] = value
+        values[key] = Secret(value)
     return values, problems
 
 

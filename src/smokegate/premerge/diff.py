@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 from smokegate.premerge.findings import as_map
 from smokegate.premerge.model import CLUSTER_SCOPED, Repo, group_of
 from smokegate.premerge.redact import SecretMasker, SecretScrubber, secret_values

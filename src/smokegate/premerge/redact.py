@@ -5,7 +5,8 @@
   shows the same mark on both sides and a changed one a different mark, while the mark says
   nothing about the value (a plain hash of a short password could be reversed by guessing).
 * Text that came from Secrets (``valuesFrom`` Secrets, Secret objects of the repository) is
-  scrubbed from every line printed, wherever a chart copied it (``smokegate.secrets.Redactor``).
+  scrubbed from every line printed, wherever a chart copied it
+  (``smokegate.core.secrets.Redactor``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 from smokegate.premerge.model import (
     FLUX_KS_GROUP,
     SKIP_DIRS,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 EXTRA_HINT = "pip install 'smokegate[premerge]'"
 

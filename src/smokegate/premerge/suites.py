@@ -50,7 +50,7 @@ def suite_infos(docs: Iterable[SourceDoc]) -> list[SuiteInfo]:
 def lint_suites(repo: Repo, findings: Findings) -> int:
     """Lint every suite file of the repository; returns how many suites were checked."""
     from smokegate.api import plan_run
-    from smokegate.errors import SmokegateError
+    from smokegate.core.errors import SmokegateError
 
     files = sorted({d.file for d in repo.suites})
     for rel in files:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from smokegate.errors import UsageError
+from smokegate.core.errors import UsageError
 
 KUBE_BIN = Path.home() / ".cache" / "smokegate" / "kube" / "bin"
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smokegate.core.secrets import Redactor
 from smokegate.premerge.charts import ChartSettings
 from smokegate.premerge.findings import Finding, Findings, as_map, dotted
 from smokegate.premerge.model import Repo
@@ -21,7 +22,6 @@ from smokegate.premerge.render import RenderedRelease, RenderSettings, render_al
 from smokegate.premerge.repo import load_repo
 from smokegate.premerge.schemas import Schemas, crds_in
 from smokegate.premerge.tools import Tools
-from smokegate.secrets import Redactor
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from smokegate.engine.results import RunResult
-from smokegate.errors import UsageError
-from smokegate.secrets import Redactor
+from smokegate.core.errors import UsageError
+from smokegate.core.results import RunResult
+from smokegate.core.secrets import Redactor
 
 FORMATS = {
     "junit": "smokegate.report.junit",

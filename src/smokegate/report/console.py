@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from smokegate.durations import format_duration
-from smokegate.engine.results import Attempt, CheckResult, RunResult, Status
-from smokegate.secrets import Redactor
+from smokegate.core.durations import format_duration
+from smokegate.core.results import Attempt, CheckResult, RunResult, Status
+from smokegate.core.secrets import Redactor
 from smokegate.suite.loader import PlannedCheck
 
 # Above this many checks, passing checks are not listed one by one (unless --verbose).

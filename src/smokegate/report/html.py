@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smokegate import __version__
-from smokegate.durations import format_duration
-from smokegate.engine.results import CheckResult, RunResult, Status
+from smokegate.core.durations import format_duration
+from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
 
 LOG_LIMIT = 64 * 1024

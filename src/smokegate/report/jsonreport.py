@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from smokegate.engine.results import RunResult
+from smokegate.core.results import RunResult
 
 LOG_LIMIT = 256 * 1024
 SCHEMA_FILE = "report_schema.json"
@@ -100,7 +100,7 @@ def load_run(data: Any) -> RunResult:
     import jsonschema
 
     from smokegate.checks.base import Mismatch
-    from smokegate.engine.results import Attempt, CheckResult, Status, SuiteInfo
+    from smokegate.core.results import Attempt, CheckResult, Status, SuiteInfo
 
     try:
         jsonschema.validate(data, load_schema(), cls=jsonschema.Draft202012Validator)

@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
-from smokegate.engine.results import CheckResult, RunResult, Status
+from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
 
 LOG_LIMIT = 64 * 1024

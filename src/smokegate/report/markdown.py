@@ -21,8 +21,8 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 
-from smokegate.durations import format_duration
-from smokegate.engine.results import CheckResult, RunResult, Status
+from smokegate.core.durations import format_duration
+from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
 
 LIST_LIMIT = 50  # list every check only up to this many

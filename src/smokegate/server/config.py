@@ -3,7 +3,7 @@
 
 Secrets (webhook HMAC keys, the API token, a store password) are never written into the model as
 plain strings: a ``SecretRef`` names where to read them (``env:``/``file:``; ``value:`` for
-tests and demos) and ``resolve()`` returns a ``smokegate.secrets.Secret``, which renders as
+tests and demos) and ``resolve()`` returns a ``smokegate.core.secrets.Secret``, which renders as
 ``***`` however it is printed or logged.
 """
 
@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from smokegate.errors import Problem, SuiteError
+from smokegate.core.errors import Problem, SuiteError
 from smokegate.server.config_sections import (
     ApiConfig,
     ConfigError,

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from smokegate.errors import Problem, SuiteError
-from smokegate.secrets import Secret
+from smokegate.core.errors import Problem, SuiteError
+from smokegate.core.secrets import Secret
 from smokegate.suite.model import Duration, Model
 
 

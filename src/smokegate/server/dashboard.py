@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from smokegate import __version__
-from smokegate.durations import format_duration
+from smokegate.core.durations import format_duration
 from smokegate.report.html import e
 from smokegate.server.http import authorized
 from smokegate.server.state import state_of

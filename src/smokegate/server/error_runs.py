@@ -12,7 +12,7 @@ from smokegate.store.base import Job, NewRun, Verdict
 
 def error_run(job: Job, message: str, started: float) -> NewRun:
     """A run that could not start, as a report with one ``setup`` check that says why."""
-    from smokegate.engine.results import CheckResult, RunResult, Status
+    from smokegate.core.results import CheckResult, RunResult, Status
 
     finished = time.time()
     result = CheckResult(
@@ -52,7 +52,7 @@ def describe_error(exc: BaseException) -> str:
     problems = getattr(exc, "problems", None)
     if problems:
         return "; ".join(str(p) for p in problems)
-    from smokegate.errors import SmokegateError
+    from smokegate.core.errors import SmokegateError
 
     return (
         str(exc)

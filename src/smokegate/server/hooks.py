@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from smokegate.secrets import Secret
+from smokegate.core.secrets import Secret
 
 HELM_GROUP = "helm.toolkit.fluxcd.io"
 _ALGORITHMS = {

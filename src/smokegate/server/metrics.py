@@ -22,7 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from smokegate.store.base import Store, Verdict
 
 if TYPE_CHECKING:
-    from smokegate.server.config import Schedule
+    from smokegate.server.config_sections import Schedule
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

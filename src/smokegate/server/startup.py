@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smokegate.errors import SmokegateError, UsageError
+from smokegate.core.errors import SmokegateError, UsageError
 
 
 def load_checked_config(path: str, *, listen: str | None = None) -> Any:
@@ -43,7 +43,7 @@ def describe(config: Any) -> str:
 def prepare_store(url: str) -> None:
     """Connect and migrate before serving: an unreachable or unwritable store is a one-line
     startup error (exit 4), not a traceback from inside the ASGI lifespan."""
-    from smokegate.engine.loop import run_async
+    from smokegate.core.loop import run_async
     from smokegate.store.sql import SqlStore, safe_url
 
     async def check() -> None:

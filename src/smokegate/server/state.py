@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.secrets import Secret
+from smokegate.core.secrets import Secret
 from smokegate.server.config import ServeConfig
 from smokegate.server.metrics import Metrics
 from smokegate.store.base import Store

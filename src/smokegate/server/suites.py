@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smokegate.server.config import SUITE_CONFIGMAP_LABEL, SUITES_ANNOTATION, ServeConfig
+
+if TYPE_CHECKING:
+    from smokegate.suite.parse import RawSuite
 
 
 class SetupError(Exception):
     """The run could not start; the message becomes the ``setup`` check's message."""
 
 
-def suite_index(config: ServeConfig, extra_files: Sequence[str] = ()) -> dict[str, str]:
-    """Suite name -> file, from the configured directories and ``extra_files`` (read fresh for
-    each run, so a changed ConfigMap is picked up without a restart)."""
+def suite_index(config: ServeConfig, extra_files: Sequence[str] = ()) -> dict[str, RawSuite]:
+    """Suite name -> the suite, parsed, from the configured directories and ``extra_files``
+    (read fresh for each run, so a changed ConfigMap is picked up without a restart; each file
+    parsed once, and the run plans the suites parsed here)."""
     from smokegate.suite.loader import parse_suites
 
     # An empty directory is fine here (its suites may all come from ConfigMaps); the loader
@@ -25,7 +29,7 @@ def suite_index(config: ServeConfig, extra_files: Sequence[str] = ()) -> dict[st
     paths = [*dirs, *extra_files]
     if not paths:
         return {}
-    return {raw.name: raw.doc.file for raw in parse_suites(paths)}
+    return {raw.name: raw for raw in parse_suites(paths)}
 
 
 def _suite_files(directory: str) -> Any:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from smokegate.errors import ClusterError
+from smokegate.core.errors import ClusterError
 
 
 @dataclass(slots=True)

@@ -188,8 +188,8 @@ def verdict_of(report: Mapping[str, Any]) -> Verdict:
 
 def run_from_report(report: Mapping[str, Any]) -> Any:
     """The stored JSON report back as a ``RunResult`` (for the JUnit/HTML renderers)."""
-    from smokegate.checks.base import Mismatch
-    from smokegate.engine.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
+    from smokegate.core.outcome import Mismatch
+    from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 
     run = RunResult(
         run_id=str(report.get("runId", "")),

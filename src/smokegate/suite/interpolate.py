@@ -19,7 +19,9 @@ known without them).
 
 A string that is exactly one ``${...}`` keeps the value's type (so ``status: ${code}`` stays an
 int when ``code`` is one). Values that come from Secrets or vars marked ``secret: true`` are
-registered with the run's ``Redactor``.
+``core.secrets.Secret`` values (registered with the run's ``Redactor`` too), and so is a string
+that embeds one (``"Bearer ${token}"`` renders as ``Bearer ***``): a spec field typed ``Text``
+keeps it for the check to reveal at the driver call.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.secrets import Redactor
+from smokegate.core.secrets import Redactor, Secret
 from smokegate.suite.yamlpos import Path
 
 _REF = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
@@ -76,7 +78,7 @@ def parse_secret_ref(text: str) -> SecretKey:
     raise ValueError(f"secret reference {text!r} must be NAME/KEY or NAMESPACE/NAME/KEY")
 
 
-def _secret_ref_body(value: Any) -> dict[str, Any] | None:
+def secret_ref_body(value: Any) -> dict[str, Any] | None:
     """The ``{name, key, namespace?}`` of a ``{secretRef: ...}`` mapping, None for any other
     value; ValueError when it is a malformed ``secretRef``."""
     if isinstance(value, dict) and set(value) == {"secretRef"}:
@@ -94,7 +96,7 @@ def _secret_ref_body(value: Any) -> dict[str, Any] | None:
 def secret_ref_of(value: Any) -> SecretKey | None:
     """``{secretRef: {name, key, namespace?}}`` — accepted wherever a string is. The parts as
     written (``Scope.secret_ref`` expands variables in them)."""
-    ref = _secret_ref_body(value)
+    ref = secret_ref_body(value)
     if ref is None:
         return None
     return SecretKey(ref.get("namespace"), str(ref["name"]), str(ref["key"]))
@@ -108,7 +110,7 @@ class Scope:
     secret_names: set[str] = field(default_factory=set)
     env: Mapping[str, str] = field(default_factory=dict)
     # Pre-fetched Secret values (resolution is async and batched before interpolation).
-    secrets: Mapping[SecretKey, str] = field(default_factory=dict)
+    secrets: Mapping[SecretKey, str | Secret] = field(default_factory=dict)
     default_namespace: str | None = None
     # Called for a SecretKey that was not pre-fetched; lint passes a placeholder maker.
     missing_secret: Callable[[SecretKey], str] | None = None
@@ -119,6 +121,9 @@ class Scope:
     # The pre-fetch scan only: vars without a value -> why (``NeedsSecret`` when the message
     # is set: the var reads a Secret; None: the var is broken, the compile step says how).
     unavailable: Mapping[str, str | None] = field(default_factory=dict)
+    # How many Secret values expansions have produced (shared with child scopes): the loader
+    # looks for Secrets only in what an expansion that produced one returned.
+    secrets_used: list[int] = field(default_factory=lambda: [0])
 
     def child(self, extra: Mapping[str, Any]) -> Scope:
         return Scope(
@@ -131,9 +136,10 @@ class Scope:
             self.redactor,
             self.no_secrets,
             self.unavailable,
+            self.secrets_used,
         )
 
-    def _secret(self, key: SecretKey, path: Path) -> str:
+    def _secret(self, key: SecretKey, path: Path) -> Secret:
         if self.no_secrets is not None:
             raise NeedsSecret(path, self.no_secrets)
         if key.namespace is None and self.default_namespace:
@@ -144,8 +150,17 @@ class Scope:
             value = self.missing_secret(key)
         else:
             raise UnresolvedVariable(path, f"{key} was not resolved (no Kubernetes access?)")
-        self.redactor.add(value)
-        return value
+        secret = value if isinstance(value, Secret) else Secret(value)
+        self.redactor.add(secret)
+        self.secrets_used[0] += 1
+        return secret
+
+    def secret_var(self, value: Any) -> Secret:
+        """The value of a var marked ``secret: true``: all of it secret, and known to the
+        ``Redactor``."""
+        secret = Secret(value.reveal() if isinstance(value, Secret) else _to_text(value))
+        self.redactor.add(secret)
+        return secret
 
     # --- Secret references ----------------------------------------------------------------------
 
@@ -163,7 +178,7 @@ class Scope:
         """The key a ``{secretRef: ...}`` mapping names (variables in its parts expanded), None
         for any other value. Raises ``UnresolvedVariable`` located at the offending part."""
         try:
-            ref = _secret_ref_body(data)
+            ref = secret_ref_body(data)
         except ValueError as exc:
             raise UnresolvedVariable(path, str(exc)) from None
         if ref is None:
@@ -190,7 +205,7 @@ class Scope:
     # --- lookup and expansion --------------------------------------------------------------------
 
     def lookup(self, expr: str, path: Path) -> Any:
-        name, sep, default = _split_default(expr)
+        name, sep, default = split_default(expr)
         name = name.strip()
         if name.startswith("env:"):
             var = name[4:]
@@ -205,8 +220,10 @@ class Scope:
             raise UnresolvedVariable(path, f"invalid variable reference ${{{expr}}}")
         if name in self.values:
             value = self.values[name]
-            if name in self.secret_names:
-                self.redactor.add(str(value))
+            if name in self.secret_names and not isinstance(value, Secret):
+                value = self.secret_var(value)
+            if isinstance(value, Secret):
+                self.secrets_used[0] += 1
             return value
         if name in self.unavailable:
             why = self.unavailable[name]
@@ -245,20 +262,38 @@ class Scope:
             def sub(m: re.Match[str]) -> str:
                 if m.group(1) is None:  # "$${" escape
                     return "${"
-                return _to_text(self.lookup(m.group(1), path))
+                value = self.lookup(m.group(1), path)
+                if isinstance(value, Secret):
+                    raise _EmbedsSecret
+                return _to_text(value)
 
-            return _REF.sub(sub, text)
-        refs = list(_scan(text))
-        if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
-            return self.lookup(refs[0][2], path)
-        out: list[str] = []
+            try:
+                return _REF.sub(sub, text)  # the hot path: plain text
+            except _EmbedsSecret:
+                refs = [(m.start(), m.end(), m.group(1)) for m in _REF.finditer(text)]
+        else:
+            refs = list(_scan(text))
+            if len(refs) == 1 and refs[0][2] is not None and refs[0][:2] == (0, len(text)):
+                return self.lookup(refs[0][2], path)
+        out: list[Any] = []
+        secret = False
         pos = 0
         for start, end, expr in refs:
             out.append(text[pos:start])
-            out.append("${" if expr is None else _to_text(self.lookup(expr, path)))
+            value = "${" if expr is None else self.lookup(expr, path)
+            if isinstance(value, Secret):
+                secret = True
+                out.append(value)
+            else:
+                out.append(_to_text(value))
             pos = end
         out.append(text[pos:])
-        return "".join(out)
+        # A Secret when a piece is one (its secret parts stay secret), else plain text.
+        return Secret.concat(out) if secret else "".join(out)
+
+
+class _EmbedsSecret(Exception):
+    """A string being expanded embeds a Secret: it is built piece by piece instead."""
 
 
 def _to_text(value: Any) -> str:
@@ -307,7 +342,7 @@ def _closing(text: str, start: int) -> int | None:
     return None
 
 
-def _split_default(expr: str) -> tuple[str, str, str]:
+def split_default(expr: str) -> tuple[str, str, str]:
     """``expr.partition(":-")``, ignoring a ``:-`` inside a nested ``${...}``."""
     if "${" not in expr:
         return expr.partition(":-")
@@ -322,7 +357,7 @@ def _split_default(expr: str) -> tuple[str, str, str]:
     return expr, "", ""
 
 
-def _exprs(text: str) -> Iterator[str]:
+def expressions(text: str) -> Iterator[str]:
     """Every ``${...}`` expression in ``text``, nested ones included (outer first)."""
     if _NESTED.search(text) is None:
         yield from (m.group(1) for m in _REF.finditer(text) if m.group(1) is not None)
@@ -331,7 +366,7 @@ def _exprs(text: str) -> Iterator[str]:
         if expr is not None:
             yield expr
             if "${" in expr:
-                yield from _exprs(expr)
+                yield from expressions(expr)
 
 
 def references(data: Any) -> set[str]:
@@ -340,7 +375,7 @@ def references(data: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(data, str):
         if "${" in data:
-            found.update(_exprs(data))
+            found.update(expressions(data))
     elif isinstance(data, dict):
         for v in data.values():
             found |= references(v)
@@ -348,133 +383,3 @@ def references(data: Any) -> set[str]:
         for v in data:
             found |= references(v)
     return found
-
-
-# --- finding the Secrets a suite references (before interpolation) ------------------------------
-
-
-def _secret_sites(data: Any, path: Path = ()) -> Iterator[tuple[Path, str, Any]]:
-    """Every Secret reference in ``data``: ``(path, "ref", mapping)`` for a ``secretRef``,
-    ``(path, "expr", TEXT)`` for a ``${secret:TEXT}`` (at any nesting depth)."""
-    if isinstance(data, dict):
-        try:
-            ref = _secret_ref_body(data)
-        except ValueError:
-            ref = None  # malformed: the compile step reports it
-        if ref is not None:
-            yield path, "ref", data
-            return
-        for k, v in data.items():
-            yield from _secret_sites(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _secret_sites(v, (*path, i))
-    elif isinstance(data, str) and "${" in data and "secret:" in data:
-        for expr in _exprs(data):
-            name = _split_default(expr)[0].strip()
-            if name.startswith("secret:"):
-                yield path, "expr", name[7:]
-
-
-def has_variable_secret_refs(data: Any) -> bool:
-    """Does a Secret reference inside ``data`` use ``${...}`` in its parts?"""
-    for _, kind, site in _secret_sites(data):
-        if kind == "expr" and "${" in site:
-            return True
-        if kind == "ref" and any(
-            isinstance(v, str) and "${" in v for v in site["secretRef"].values()
-        ):
-            return True
-    return False
-
-
-def secret_keys(
-    data: Any,
-    scope: Scope | None = None,
-    path: Path = (),
-    *,
-    errors: list[UnresolvedVariable] | None = None,
-) -> set[SecretKey]:
-    """Every Secret key referenced inside ``data`` by ``${secret:…}`` or ``secretRef``, with
-    the namespace as written (None when not given).
-
-    Without ``scope``, references whose parts use ``${...}`` are left out. With it, those parts
-    are expanded with it (see ``ref_scope``). A reference that still cannot be expanded (an
-    undefined variable, a malformed result) is left out too: compiling the suite reports it,
-    located. One whose parts need a Secret's value (``NeedsSecret``) is appended to ``errors``
-    (raised when ``errors`` is None): compiling cannot tell."""
-    keys: set[SecretKey] = set()
-    for where, kind, site in _secret_sites(data, path):
-        try:
-            if scope is None:
-                if kind == "expr":
-                    if "${" in site:
-                        continue
-                    keys.add(parse_secret_ref(site))
-                else:
-                    key = secret_ref_of(site)
-                    assert key is not None
-                    if any("${" in str(p) for p in (key.name, key.key, key.namespace or "")):
-                        continue
-                    keys.add(key)
-                continue
-            key = scope.secret_key(site, where) if kind == "expr" else scope.secret_ref(site, where)
-            if key is not None:
-                keys.add(key)
-        except NeedsSecret as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
-        except (UnresolvedVariable, ValueError):
-            continue
-    return keys
-
-
-VAR_READS_SECRET = (
-    "${{{name}}} cannot name a Secret: var {name!r} needs a Secret's value, and Secrets are read "
-    "before the suite is interpolated (their names, keys and namespaces may use vars, --var "
-    "values, env and release facts, not values read from Secrets)"
-)
-
-
-def ref_scope(
-    raw_vars: Mapping[str, Any],
-    *,
-    cli_vars: Mapping[str, str] | None = None,
-    release_vars: Mapping[str, Any] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> Scope:
-    """The scope Secret references are expanded with before any Secret is read: the same
-    values compiling the suite uses (release facts, ``--var``s overriding the suite's vars,
-    vars referring to each other in any order, env), except vars that need a Secret's value.
-    Those are ``unavailable``: naming a Secret with one is a ``NeedsSecret`` error."""
-    cli_vars = cli_vars or {}
-    scope = Scope(env=env or {}, no_secrets="needs a Secret")
-    unavailable: dict[str, str | None] = {}
-    scope.unavailable = unavailable
-    scope.values.update(release_vars or {})
-    scope.values.update(cli_vars)
-    pending: dict[str, Any] = {}
-    for name, value in raw_vars.items():
-        if name in cli_vars:
-            continue
-        if isinstance(value, dict) and "value" in value:
-            value = value["value"]
-        pending[name] = value
-    while pending:
-        progressed = False
-        for name, value in list(pending.items()):
-            try:
-                scope.values[name] = scope.expand(value, ("spec", "vars", name))
-            except NeedsSecret:
-                unavailable[name] = VAR_READS_SECRET
-            except UnresolvedVariable:
-                continue
-            del pending[name]
-            progressed = True
-        if not progressed:
-            break
-    for name in pending:  # cycles, undefined references: compiling reports them
-        unavailable[name] = None
-    scope.no_secrets = NO_SECRET_IN_REF
-    return scope

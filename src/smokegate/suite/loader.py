@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from smokegate.errors import MissingExtraError, Problem, SuiteError
+from smokegate.core.errors import MissingExtraError, Problem, SuiteError
 from smokegate.suite.interpolate import Scope, UnresolvedVariable
 from smokegate.suite.model import (
     CheckCommon,
@@ -21,6 +21,7 @@ from smokegate.suite.model import (
     kind_model,
     kind_names,
     kind_of,
+    validate_with_secrets,
 )
 from smokegate.suite.parse import RawSuite, find_suite_files, parse_suites, problems_from
 from smokegate.suite.yamlpos import Document, Path
@@ -145,12 +146,15 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                 # time: hand pydantic the instance it already built (it does not revalidate
                 # model instances), so a 10,000-way matrix costs one full validation.
                 instance = _with_reused(instance, kind, reuse)
+            used = scope.secrets_used[0]
             try:
                 inst_scope = scope.child(combo) if combo else scope
                 expanded = inst_scope.expand(instance, path)
             except UnresolvedVariable as exc:
                 problems.append(doc.problem(exc.path, exc.message))
                 break
+            # (Reused blocks are models already: what they hold was dealt with when first built.)
+            with_secrets = scope.secrets_used[0] != used
             if combo and expanded.get("name") == template_name and isinstance(template_name, str):
                 label = ",".join(f"{k}={v}" for k, v in combo.items())
                 expanded["name"] = f"{template_name}[{label}]"
@@ -161,7 +165,12 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                         doc.problem(path, f"a check needs exactly one kind key ({kinds})")
                     )
                     break
-                model: CheckCommon = kind_model(kind).model_validate(expanded, context=context)
+                model_cls = kind_model(kind)
+                model: CheckCommon = (
+                    validate_with_secrets(model_cls, expanded, context)
+                    if with_secrets
+                    else model_cls.model_validate(expanded, context=context)
+                )
             except ValidationError as exc:
                 problems.extend(problems_from(exc, doc, path))
                 break
@@ -222,7 +231,7 @@ def _define_vars(
             return
     for name in scope.secret_names:
         if name in scope.values:
-            scope.redactor.add(str(scope.values[name]))
+            scope.values[name] = scope.secret_var(scope.values[name])
 
 
 def _var_cycle(raw_vars: dict[str, Any], pending: set[str]) -> list[str]:

@@ -9,6 +9,7 @@ here.
 from __future__ import annotations
 
 import functools
+import types
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -24,7 +25,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from smokegate.durations import parse_duration
+from smokegate.core.durations import parse_duration
+from smokegate.core.secrets import MASK, KeepSecrets, Secret
 
 API_VERSION = "smokegate.io/v1"
 
@@ -44,12 +46,179 @@ Duration = Annotated[
 
 
 class Model(BaseModel):
+    """Base of every suite model (and of check specs, ``checks.base.Spec``).
+
+    Secrets: a field typed ``core.secrets.Text`` (or marked ``KeepSecrets``) keeps a ``Secret``
+    as it is, for the check to reveal at the driver call. Any other field gets a Secret's text
+    (a check name, a regex, a port, as suites have always allowed: ``validate_with_secrets``);
+    the model remembers those texts and ``repr()``, ``model_dump()`` and ``model_dump_json()``
+    mask them, so a spec never prints a secret either way."""
+
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         use_attribute_docstrings=True,
     )
+
+    @property
+    def revealed_secrets(self) -> tuple[str, ...]:
+        """Secret texts held by plain (not ``Text``) fields of this model or the ones in it."""
+        private = self.__pydantic_private__
+        return private.get(_REVEALED, ()) if private else ()
+
+    def __repr_args__(self) -> Any:
+        revealed = self.revealed_secrets
+        for name, value in super().__repr_args__():
+            yield name, _masked(value, revealed) if revealed else value
+
+    def model_dump(self, **kw: Any) -> Any:
+        data = super().model_dump(**kw)
+        return _masked(data, self.revealed_secrets) if self.revealed_secrets else data
+
+    def model_dump_json(self, **kw: Any) -> str:
+        text = super().model_dump_json(**kw)
+        return _masked(text, self.revealed_secrets) if self.revealed_secrets else text
+
+
+# Not a declared private attribute: declaring one costs every model instance an init (a
+# measurable share of planning 10,000 checks); only models built from secrets carry it.
+_REVEALED = "_smokegate_revealed"
+
+
+def validate_with_secrets(model_cls: type[BaseModel], data: Any, context: Any) -> Any:
+    """``model_cls.model_validate(data)`` for data that holds ``Secret`` values: fields that
+    keep them (``Text``) get them as they are, every other field gets their text, and the
+    model and the models inside it remember those texts, to mask them when shown."""
+    revealed: list[str] = []
+    plain = _plain_model(model_cls, data, revealed)
+    model = model_cls.model_validate(plain, context=context)
+    if revealed:
+        _mark(model, tuple(sorted(set(revealed), key=len, reverse=True)))
+    return model
+
+
+def _mark(value: Any, revealed: tuple[str, ...]) -> None:
+    if isinstance(value, BaseModel):
+        private = dict(value.__pydantic_private__ or {})
+        private[_REVEALED] = tuple(sorted({*private.get(_REVEALED, ()), *revealed}, key=len))[::-1]
+        object.__setattr__(value, "__pydantic_private__", private)
+        for name in type(value).model_fields:
+            _mark(getattr(value, name), revealed)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _mark(item, revealed)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _mark(item, revealed)
+
+
+@functools.cache
+def _fields_by_key(cls: type[BaseModel]) -> dict[str, tuple[bool, Any]]:
+    """``(keeps Secrets, annotation)`` of each field, by every key that may name it in input
+    (alias and name)."""
+    out: dict[str, tuple[bool, Any]] = {}
+    for name, info in cls.model_fields.items():
+        annotation: Any = info.annotation
+        entry = (_keeps(annotation) or _marked(tuple(info.metadata)), annotation)
+        out[name] = entry
+        if info.alias:
+            out[info.alias] = entry
+    return out
+
+
+def _marked(metadata: tuple[Any, ...]) -> bool:
+    return any(isinstance(m, KeepSecrets) for m in metadata)
+
+
+@functools.lru_cache(maxsize=512)
+def _keeps(annotation: Any) -> bool:
+    """Does a value of this type keep ``Secret`` values (``Text`` somewhere in it)?"""
+    import typing
+
+    if annotation is Secret:
+        return True
+    if typing.get_origin(annotation) is Annotated:
+        base, *extra = typing.get_args(annotation)
+        return _keeps(base) or _marked(tuple(extra))
+    return any(_keeps(arg) for arg in typing.get_args(annotation))
+
+
+def _plain_model(cls: type[BaseModel], data: Any, revealed: list[str]) -> Any:
+    if not isinstance(data, dict):
+        return data
+    fields = _fields_by_key(cls)
+    out: dict[Any, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is not None:
+            keeps, annotation = field
+            value = _plain_keys(value, revealed) if keeps else _plain(annotation, value, revealed)
+        out[key] = value
+    return out
+
+
+def _plain(annotation: Any, value: Any, revealed: list[str]) -> Any:
+    """``value`` as a field of ``annotation`` takes it: Secrets revealed (and recorded in
+    ``revealed``) wherever the type does not keep them."""
+    import typing
+
+    if isinstance(value, BaseModel) or _keeps(annotation):
+        return _plain_keys(value, revealed)
+    if isinstance(value, Secret):
+        revealed.extend(value.secret_values())
+        return value.reveal()
+    if not isinstance(value, dict | list):
+        return value
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _plain(typing.get_args(annotation)[0], value, revealed)
+    members = typing.get_args(annotation) if origin in (Union, types.UnionType) else (annotation,)
+    for member in members:
+        member_origin = typing.get_origin(member) or member
+        if isinstance(member, type) and issubclass(member, BaseModel) and isinstance(value, dict):
+            return _plain_model(member, value, revealed)
+        if member_origin is dict and isinstance(value, dict):
+            args = typing.get_args(member)
+            item = args[1] if len(args) == 2 else Any
+            return {_plain(str, k, revealed): _plain(item, v, revealed) for k, v in value.items()}
+        if member_origin in (list, tuple) and isinstance(value, list):
+            args = typing.get_args(member)
+            item = args[0] if len(args) == 1 or (len(args) == 2 and args[1] is ...) else Any
+            return [_plain(item, v, revealed) for v in value]
+    # Any, or a type that does not say: every Secret inside gets its text.
+    return _revealed_all(value, revealed)
+
+
+def _revealed_all(value: Any, revealed: list[str]) -> Any:
+    if isinstance(value, Secret):
+        revealed.extend(value.secret_values())
+        return value.reveal()
+    if isinstance(value, dict):
+        return {_revealed_all(k, revealed): _revealed_all(v, revealed) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revealed_all(v, revealed) for v in value]
+    return value
+
+
+def _plain_keys(value: Any, revealed: list[str]) -> Any:
+    """Mapping keys are plain text even in a field that keeps Secrets (a header name)."""
+    if isinstance(value, dict) and any(isinstance(k, Secret) for k in value):
+        return {_revealed_all(k, revealed): v for k, v in value.items()}
+    return value
+
+
+def _masked(value: Any, revealed: tuple[str, ...]) -> Any:
+    """``value`` as shown: the secret texts in ``revealed`` replaced by ``***``."""
+    if isinstance(value, str):
+        for secret in revealed:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {_masked(k, revealed): _masked(v, revealed) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(v, revealed) for v in value)
+    return value
 
 
 class RetryPolicy(Model):

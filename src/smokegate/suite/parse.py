@@ -10,10 +10,11 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path as FsPath
+from typing import Any
 
 from pydantic import ValidationError
 
-from smokegate.errors import Problem, SuiteError, UsageError
+from smokegate.core.errors import Problem, SuiteError, UsageError
 from smokegate.suite.model import SuiteDoc, kind_names
 from smokegate.suite.yamlpos import Document, Path, YamlSyntaxError, load_documents
 
@@ -34,7 +35,9 @@ class RawSuite:
 
     @property
     def base_dir(self) -> str:
-        return str(FsPath(self.doc.file).resolve().parent) if self.doc.file != "-" else os.getcwd()
+        if self.doc.file == "-" or self.doc.file.startswith("<"):  # stdin, or built in memory
+            return os.getcwd()
+        return str(FsPath(self.doc.file).resolve().parent)
 
 
 def find_suite_files(paths: Iterable[str]) -> list[str]:
@@ -102,6 +105,16 @@ def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list
     if problems:
         raise SuiteError(problems)
     return suites
+
+
+def suite_from_data(data: dict[str, Any], name: str) -> RawSuite:
+    """A suite built in memory (the checks discovery derives), as if parsed from a file called
+    ``name`` (it has no lines to point at). Raises ``SuiteError`` like ``parse_suites``."""
+    problems: list[Problem] = []
+    suite = _validate_top(Document(file=name, data=data), problems)
+    if suite is None:
+        raise SuiteError(problems)
+    return suite
 
 
 def _validate_top(doc: Document, problems: list[Problem]) -> RawSuite | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.errors import Problem
+from smokegate.core.errors import Problem
 
 Path = tuple[str | int, ...]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from smokegate.engine.results import CheckResult, Status
-from smokegate.engine.select import Selection
+from smokegate.core.results import CheckResult, Status
+from smokegate.core.selection import Selection
 from smokegate.helm.release import HelmReleaseRecord, decode_release, encode_release
 from smokegate.helmtest.hooks import choose, failed_last_time, parse_filters, release_tests
 from smokegate.helmtest.objects import RELEASE_LABEL, RUN_LABEL, LastRun, object_name

@@ -164,8 +164,8 @@ def test_discovered_checks_run_pass_then_fail(
         assert discovery["checks"] == ["web-readiness"]
         assert report["context"]["release"]["revision"] == "1.0.0"
         assert target.requests == []  # no suite of the suites directory ran
-        # The run's discovered suite lived in a directory of its own, removed after the run.
-        assert not discovered_file(report, "discovered-web").parent.exists()
+        # The run's discovered suite lived in memory only: no file was written for it.
+        assert discovered_file(report, "discovered-web") == Path("<discovered-web>")
 
         # Break the app: the probe-derived check fails in the next run (a manual re-run).
         assert nginx.prefix is not None
@@ -179,7 +179,7 @@ def test_discovered_checks_run_pass_then_fail(
         assert results(report) == [("discovered-web/web-readiness", "http", "failed")]
         assert "503" in report["results"][0]["message"], report["results"][0]
         assert failed["message"] == "0 passed, 1 failed: discovered-web/web-readiness"
-        assert not discovered_file(report, "discovered-web").parent.exists()
+        assert discovered_file(report, "discovered-web") == Path("<discovered-web>")
     finally:
         proc.stop()
 

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from smokegate.checks.base import Mismatch
+from smokegate.core.outcome import Mismatch
 
 REPORT_SCHEMA = "smokegate.io/report/v1"
 

@@ -243,3 +243,21 @@ def test_lint_knows_release_facts_but_not_misspelt_ones(tmp_path: Path) -> None:
     assert res.code == 0  # --list plans like lint
     res = run_cli("run", str(ok))
     assert res.code == 2 and "undefined variable ${release.appVersion}" in res.err
+
+
+def test_known_field_in_wrong_block_is_not_suggested_back(tmp_path: Path) -> None:
+    """'timeout' is valid on a check but not inside 'exec:'; the hint must not echo it."""
+    suite = write_suite(
+        tmp_path,
+        """
+        - name: script
+          exec:
+            command: ["true"]
+            timeout: 5s
+    """,
+    )
+    res = run_cli("lint", str(suite))
+    assert res.code == 2
+    assert "unknown field 'timeout'" in res.err
+    assert "did you mean 'timeout'" not in res.err
+    assert "'timeout' is a field of other blocks, not of this one" in res.err

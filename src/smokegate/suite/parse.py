@@ -168,5 +168,11 @@ def _did_you_mean(doc: Document, path: Path) -> str:
     # The valid names are not in the error; offer close matches among known field names.
     from smokegate.suite.model import all_field_names
 
-    close = difflib.get_close_matches(str(path[-1]), all_field_names(), n=1, cutoff=0.75)
+    name = str(path[-1])
+    known = all_field_names()
+    if name in known:
+        # A real field in the wrong block (e.g. 'timeout' inside 'exec:'): a fuzzy match
+        # ('testTimeout') or the same spelling back would mislead; say where the problem is.
+        return f" ({name!r} is a field of other blocks, not of this one)"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -67,6 +67,14 @@ def test_every_problem_is_reported_with_its_position(tmp_path: Path) -> None:
     ]
 
 
+def test_a_known_field_in_the_wrong_block_says_so(tmp_path: Path) -> None:
+    text = HEAD + "store:\n  url: sqlite:///x.db\n  listen: 0.0.0.0:8080\n"
+    assert problems(text, tmp_path) == [
+        "serve.yaml:5:3: unknown field 'listen' ('listen' is a field of other blocks, not of "
+        "this one)"
+    ]
+
+
 def test_wrong_kind_syntax_errors_and_missing_file(tmp_path: Path) -> None:
     assert problems("apiVersion: v1\nkind: Suite\n", tmp_path) == [
         "serve.yaml:1:13: apiVersion must be 'smokegate.io/v1'",

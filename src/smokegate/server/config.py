@@ -209,11 +209,10 @@ def _field_names(model: type[Model], into: set[str]) -> set[str]:
 
 
 def _did_you_mean(loc: Path) -> str:
-    import difflib
+    from smokegate.core.hints import unknown_field_hint
 
     names = sorted(n for n in _field_names(ServeConfig, set()) if n[:1].islower())
-    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return unknown_field_hint(str(loc[-1]), names)
 
 
 def _unknown_suites(config: ServeConfig, doc: Document) -> list[Problem]:

@@ -4,7 +4,6 @@ later (``suite.loader``), once variables are known. Problems carry ``file:line:c
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Iterable
@@ -164,15 +163,8 @@ def problems_from(
 
 
 def _did_you_mean(doc: Document, path: Path) -> str:
-
-    # The valid names are not in the error; offer close matches among known field names.
+    # The valid names are not in the error; the hint looks among all known field names.
+    from smokegate.core.hints import unknown_field_hint
     from smokegate.suite.model import all_field_names
 
-    name = str(path[-1])
-    known = all_field_names()
-    if name in known:
-        # A real field in the wrong block (e.g. 'timeout' inside 'exec:'): a fuzzy match
-        # ('testTimeout') or the same spelling back would mislead; say where the problem is.
-        return f" ({name!r} is a field of other blocks, not of this one)"
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return unknown_field_hint(str(path[-1]), all_field_names())

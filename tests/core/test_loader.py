@@ -261,3 +261,43 @@ def test_known_field_in_wrong_block_is_not_suggested_back(tmp_path: Path) -> Non
     assert "unknown field 'timeout'" in res.err
     assert "did you mean 'timeout'" not in res.err
     assert "'timeout' is a field of other blocks, not of this one" in res.err
+
+
+def test_alias_bomb_is_refused_fast_at_its_position(tmp_path: Path) -> None:
+    """Nine levels of nine aliases name 9^9 values; the loader stops at MAX_ALIAS_VALUES."""
+    lines = ["apiVersion: smokegate.io/v1", "kind: Suite", "metadata: {name: bomb}", "x:"]
+    lines.append('  l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]')
+    for level in range(1, 9):
+        refs = ", ".join([f"*l{level - 1}"] * 9)
+        lines.append(f"  l{level}: &l{level} [{refs}]")
+    lines.append("spec: {checks: []}")
+    suite = tmp_path / "bomb.yaml"
+    suite.write_text("\n".join(lines) + "\n")
+    res = run_cli("lint", str(suite))
+    assert res.code == 2
+    # Located at the anchor whose alias crosses the limit (an alias in l5 expands &l4, line 9);
+    # ruamel gives an alias the position of its anchor.
+    assert f"{suite}:9:7: YAML: aliases expand" in res.err
+    assert "to more than 100,000 values (limit reached in an alias of this anchor)" in res.err
+    assert "Traceback" not in res.text
+
+
+def test_anchors_and_merge_keys_within_the_limit_still_work(tmp_path: Path) -> None:
+    suite = tmp_path / "anchors.yaml"
+    suite.write_text(
+        """\
+apiVersion: smokegate.io/v1
+kind: Suite
+metadata: {name: anchors}
+spec:
+  checks:
+    - &base
+      name: one
+      exec: {command: ["true"]}
+      retry: {attempts: 2, interval: 1s}
+    - <<: *base
+      name: two
+"""
+    )
+    plan = plan_run([str(suite)])
+    assert [c.name for c in plan.checks] == ["one", "two"]

@@ -16,6 +16,11 @@ from smokegate.core.errors import Problem
 
 Path = tuple[str | int, ...]
 
+# Aliases share one node, so a few lines can name 10^9 values ("billion laughs"); converting to
+# plain data expands them. A suite never needs more than this many values reached through
+# aliases: past it the document is refused (docs/reliability.md lists the limit).
+MAX_ALIAS_VALUES = 100_000
+
 
 @dataclass(slots=True)
 class Document:
@@ -70,7 +75,19 @@ def load_documents(text: str, file: str) -> list[Document]:
             continue
         doc = Document(file=file, data=None)
         doc.positions[()] = _pos_of(raw) or (1, 1)
-        doc.data = _convert(raw, (), doc)
+        try:
+            doc.data = _Converter(doc).convert(raw, ())
+        except _AliasBomb as bomb:
+            raise YamlSyntaxError(
+                [
+                    doc.problem(
+                        bomb.path,
+                        f"YAML: aliases expand to more than {MAX_ALIAS_VALUES:,} values "
+                        "(limit reached in an alias of this anchor); write the values out "
+                        "or use a matrix",
+                    )
+                ]
+            ) from None
         docs.append(doc)
     return docs
 
@@ -89,10 +106,51 @@ def _pos_of(node: Any) -> tuple[int, int] | None:
     return lc.line + 1, lc.col + 1
 
 
-def _convert(node: Any, path: Path, doc: Document) -> Any:
-    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+class _AliasBomb(Exception):
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-    if isinstance(node, CommentedMap):
+
+class _Converter:
+    """ruamel nodes to plain data; counts values reached a second time (through an alias)."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.seen: set[int] = set()
+        self.aliased = 0  # > 0 while converting below a node met before
+        self.alias_values = 0
+        self.alias_site: Path = ()  # the outermost alias being expanded (ruamel: its anchor)
+
+    def convert(self, node: Any, path: Path) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        if not isinstance(node, CommentedMap | CommentedSeq):
+            if self.aliased:
+                self._count()
+            return _scalar(node)
+        again = id(node) in self.seen
+        self.seen.add(id(node))
+        if again:
+            if not self.aliased:
+                self.alias_site = path
+            self.aliased += 1
+        if self.aliased:
+            self._count()
+        try:
+            if isinstance(node, CommentedMap):
+                return self._mapping(node, path)
+            return self._sequence(node, path)
+        finally:
+            if again:
+                self.aliased -= 1
+
+    def _count(self) -> None:
+        self.alias_values += 1
+        if self.alias_values > MAX_ALIAS_VALUES:
+            raise _AliasBomb(self.alias_site)
+
+    def _mapping(self, node: Any, path: Path) -> dict[Any, Any]:
+        doc = self.doc
         out: dict[Any, Any] = {}
         for key, value in node.items():
             child = (*path, str(key))
@@ -103,22 +161,22 @@ def _convert(node: Any, path: Path, doc: Document) -> Any:
                 doc.positions[child] = (vl + 1, vc + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
-            out[str(key) if not isinstance(key, str | int | float | bool) else key] = _convert(
-                value, child, doc
+            out[str(key) if not isinstance(key, str | int | float | bool) else key] = self.convert(
+                value, child
             )
         return out
-    if isinstance(node, CommentedSeq):
+
+    def _sequence(self, node: Any, path: Path) -> list[Any]:
         items = []
         for i, value in enumerate(node):
             child = (*path, i)
             try:
                 il, ic = node.lc.item(i)
-                doc.positions[child] = (il + 1, ic + 1)
+                self.doc.positions[child] = (il + 1, ic + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
-            items.append(_convert(value, child, doc))
+            items.append(self.convert(value, child))
         return items
-    return _scalar(node)
 
 
 def _scalar(node: Any) -> Any:

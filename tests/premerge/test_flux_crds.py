@@ -332,6 +332,6 @@ def test_bundled_files_are_parsed_lazily_and_once_per_process() -> None:
     }
     assert s.validate(git) == []
     assert fluxcrds.bundled_crds.cache_info().currsize == 1  # only GitRepository's file
-    assert _schemas().validate(git) == []  # a second Schemas (diff's other side) reuses it
+    assert _schemas().validate(git) == []  # a second Schemas reuses it
     info = _bundled_file_schemas.cache_info()
     assert (info.currsize, info.hits) == (1, 1)

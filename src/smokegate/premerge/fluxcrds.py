@@ -3,7 +3,7 @@
 The files are the upstream CRDs, unchanged (see ``crds/README.md``): about 290 kB of YAML, most
 of it ``description:`` text. Parsing all of them costs more than the rest of validate's start-up,
 so nothing is parsed until an object of a bundled kind is validated, and then only that kind's
-file, once per process (``smokegate diff`` validates two trees; the tests build many ``Schemas``).
+file, once per process (every ``Schemas`` of the process shares it: the tests build many).
 Descriptions are dropped *before* the YAML parse: that halves its cost, and schema conversion
 ignores them anyway (a test checks that the result is identical to a full parse).
 """

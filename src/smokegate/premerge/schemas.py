@@ -3,7 +3,8 @@
 * Kubernetes built-in kinds: the JSON schemas ``kubernetes-validate`` ships per Kubernetes
   version (``-local-strict``: unknown fields are errors, as ``kubectl apply --validate=strict``
   and server-side field validation say). Each schema is compiled once per run.
-* Flux kinds: the upstream CRDs bundled in ``smokegate/premerge/crds/`` (see its README).
+* Flux kinds: the upstream CRDs bundled in ``smokegate/premerge/crds/`` (see its README), strict
+  like every CRD here; parsed on first use of a kind and once per process (``fluxcrds``).
 * Any other custom resource: the ``CustomResourceDefinition``s found in the repository or in
   rendered charts (``crds/``), so a chart's own CRs are checked against the chart's own CRDs.
 
@@ -16,6 +17,7 @@ validation. CEL rules (``x-kubernetes-validations``) are not evaluated.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -93,6 +95,7 @@ class Schemas:
         self._lock = threading.Lock()
         self._validators: dict[tuple[str, str], Any] = {}
         self._crd_schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        self._bundled: dict[tuple[str, str], str] = {}
         self._registry: Any = None
         self._dir: Any = None
         if kube:
@@ -101,29 +104,16 @@ class Schemas:
     # --- custom resources ------------------------------------------------------------------
 
     def add_crd(self, crd: Mapping[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        group = spec.get("group")
-        kind = (spec.get("names") or {}).get("kind")
-        if not group or not kind:
-            return
-        for version in spec.get("versions") or ():
-            if not isinstance(version, Mapping) or not version.get("served", True):
-                continue
-            schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or None
-            if isinstance(schema, Mapping):
-                key = (f"{group}/{version.get('name')}", str(kind))
-                with self._lock:
-                    self._crd_schemas.setdefault(key, openapi_to_jsonschema(schema, top=True))
+        for key, schema in crd_schemas(crd).items():
+            with self._lock:
+                self._crd_schemas.setdefault(key, schema)
 
     def add_bundled_flux_crds(self) -> None:
-        from smokegate.premerge.yamlio import load_all
+        """Use the bundled Flux CRDs; they win over a repository's copy of the same kind (a
+        ``gotk-components.yaml``), which only serves versions they do not."""
+        from smokegate.premerge.fluxcrds import bundled_kinds
 
-        base = resources.files("smokegate.premerge") / "crds"
-        for entry in sorted(base.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".yaml"):
-                for doc in load_all(entry.read_text(encoding="utf-8")):
-                    if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                        self.add_crd(doc)
+        self._bundled = bundled_kinds()
 
     def known(self, api_version: str, kind: str) -> bool:
         return self._validator(api_version, kind) is not None
@@ -155,7 +145,9 @@ class Schemas:
     def _build(self, api_version: str, kind: str) -> Any:
         from jsonschema import Draft202012Validator
 
-        schema = self._crd_schemas.get((api_version, kind))
+        schema = self._bundled_schema(api_version, kind) or self._crd_schemas.get(
+            (api_version, kind)
+        )
         if schema is not None:
             return Draft202012Validator(schema)
         if self._dir is None or not kind:
@@ -173,6 +165,10 @@ class Schemas:
         if enum and api_version not in enum:
             return None
         return Draft202012Validator(kube_schema, registry=self._kube_registry())
+
+    def _bundled_schema(self, api_version: str, kind: str) -> dict[str, Any] | None:
+        name = self._bundled.get((api_version.partition("/")[0], kind))
+        return _bundled_file_schemas(name).get((api_version, kind)) if name else None
 
     def _kube_registry(self) -> Any:
         from referencing import Registry, Resource
@@ -306,6 +302,36 @@ def openapi_to_jsonschema(schema: Mapping[str, Any], *, top: bool = False) -> di
         and (not out.get("type") or out.get("type") == "object" or "object" in out["type"])
     ):
         out["additionalProperties"] = False
+    return out
+
+
+def crd_schemas(crd: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(apiVersion, kind)`` -> JSON Schema for every served version of ``crd``."""
+    spec = crd.get("spec") or {}
+    group = spec.get("group")
+    kind = (spec.get("names") or {}).get("kind")
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if not group or not kind:
+        return out
+    for version in spec.get("versions") or ():
+        if not isinstance(version, Mapping) or not version.get("served", True):
+            continue
+        schema = ((version.get("schema") or {}).get("openAPIV3Schema")) or None
+        if isinstance(schema, Mapping):
+            key = (f"{group}/{version.get('name')}", str(kind))
+            out.setdefault(key, openapi_to_jsonschema(schema, top=True))
+    return out
+
+
+@functools.cache
+def _bundled_file_schemas(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Converted once per process: every ``Schemas`` shares them (never mutated)."""
+    from smokegate.premerge.fluxcrds import bundled_crds
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for crd in bundled_crds(name):
+        for key, schema in crd_schemas(crd).items():
+            out.setdefault(key, schema)
     return out
 
 

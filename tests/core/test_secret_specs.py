@@ -96,6 +96,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "kube": {"exists": {"kind": "ConfigMap", "name": "n", "namespace": "ns"}},
     "helmTest": {"release": "r", "namespace": "ns", "filter": ["a"]},
+    "junit": {"command": ["echo", "hi"], "args": ["-x"], "env": {"A": "b"}, "results": "r.xml"},
 }
 
 # Fields that carry credentials to the driver keep the Secret itself (typed ``Text``).
@@ -108,6 +109,7 @@ KEPT = {
     "mysql": {"dsn", "password"},
     "redis": {"url", "password"},
     "grpc": {"metadata.authorization", "metadata.x-id"},
+    "junit": {"command.1", "args.0", "env.A"},
 }  # fmt: skip
 
 

@@ -1,0 +1,175 @@
+"""From a test tool's results to one check outcome with child cases. Not a check kind.
+
+``parse_junit`` reads any JUnit XML (pytest, newman, Jest, Maven Surefire, go-junit-report...):
+``<testsuites>``/``<testsuite>`` nested to any depth, one ``Case`` per ``<testcase>``.
+``verdict`` turns cases plus the tool's own exit into the check's ``Outcome``:
+
+* the check fails when a selected case failed or errored, when no case was reported at all
+  (a suite that ran nothing proves nothing), or when the tool exited non-zero without any case
+  failing (it crashed, could not collect, could not reach its target);
+* with ``-k check/CASE`` only matching cases count, and a tool that exited non-zero *because of*
+  a case that was not selected does not fail the check;
+* every text that reaches a report (case messages, bodies, output, the tool's log) is redacted
+  before it is shortened: a secret cut in half is no longer recognised.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
+
+from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Mismatch, Outcome
+from smokegate.core.cases import Case, summary, tally
+
+MESSAGE_CHARS = 1000
+TEXT_CHARS = 8 * 1024
+OUTPUT_CHARS = 8 * 1024
+PASSED_OUTPUT_CHARS = 1024
+LOG_CHARS = 256 * 1024
+MAX_CASES = 10_000
+"""More cases than this are counted but not kept one by one (the report stays readable)."""
+NAMED_FAILURES = 5
+
+
+def tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def head(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return max(0.0, float((value or "0").replace(",", "")))
+    except ValueError:
+        return 0.0
+
+
+def _case(el: ET.Element) -> Case:
+    case = Case(
+        name=el.get("name") or "(unnamed)",
+        classname=el.get("classname") or "",
+        time=_seconds(el.get("time")),
+    )
+    outputs = []
+    for child in el:
+        tag = child.tag.rpartition("}")[2]  # namespaced JUnit variants exist
+        if tag in ("failure", "error") and not case.failed:
+            case.status = "failed" if tag == "failure" else "error"
+            case.message = (child.get("message") or "").strip()
+            case.failure_type = child.get("type") or ""
+            case.text = (child.text or "").strip()
+            if not case.message:
+                case.message = case.text.splitlines()[0] if case.text else tag
+        elif tag == "skipped" and case.status == "passed":
+            case.status = "skipped"
+            case.message = (child.get("message") or child.text or "").strip()
+        elif tag in ("system-out", "system-err") and (child.text or "").strip():
+            outputs.append(child.text or "")
+    case.output = "\n".join(o.strip("\n") for o in outputs)
+    return case
+
+
+def parse_junit(text: str | bytes, source: str) -> list[Case]:
+    """Every ``<testcase>`` of a JUnit XML document, in document order. A file that is not
+    JUnit XML is a failure of the check naming the file, not an error of smokegate."""
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise CheckFailed(
+            f"{source} is not valid XML: {exc}",
+            kind=ErrorKind.PROTOCOL,
+            evidence=[Mismatch("results", "JUnit XML", f"invalid XML ({exc})")],
+        ) from None
+    tag = root.tag.rpartition("}")[2]
+    if tag not in ("testsuites", "testsuite", "testcase"):
+        raise CheckFailed(
+            f"{source} is not JUnit XML (root element <{tag}>)",
+            kind=ErrorKind.PROTOCOL,
+            evidence=[Mismatch("results", "<testsuites> or <testsuite>", f"<{tag}>")],
+        )
+    return [_case(el) for el in root.iter() if el.tag.rpartition("}")[2] == "testcase"]
+
+
+def read_junit(path: str) -> list[Case]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CheckFailed(
+            f"no results file at {path}",
+            kind=ErrorKind.EXPECTATION,
+            evidence=[Mismatch("results", f"a JUnit file at {path}", "no file")],
+        ) from None
+    except OSError as exc:
+        raise CheckFailed(f"cannot read {path}: {exc}", kind=ErrorKind.CONFIG) from None
+    return parse_junit(data, path)
+
+
+def _clean(case: Case, ctx: CheckContext) -> Case:
+    red = ctx.redactor.redact
+    case.name = red(case.name)
+    case.classname = red(case.classname)
+    case.message = head(red(case.message), MESSAGE_CHARS)
+    case.text = tail(red(case.text), TEXT_CHARS)
+    limit = OUTPUT_CHARS if case.failed else PASSED_OUTPUT_CHARS
+    case.output = tail(red(case.output), limit)
+    return case
+
+
+def _failed_line(c: Case) -> str:
+    first = c.message.splitlines()[0] if c.message else c.status
+    return f"{c.full_name}: {head(first, 200)}"
+
+
+def verdict(
+    cases: Sequence[Case],
+    ctx: CheckContext,
+    *,
+    tool: str,
+    code: int | None,
+    output: str = "",
+    problems: Sequence[Mismatch] = (),
+    details: dict[str, Any] | None = None,
+) -> Outcome:
+    """The check's outcome from the tool's cases, its exit code and ``problems`` the kind found
+    itself (a breached k6 threshold without a case of its own, say)."""
+    red = ctx.redactor.redact
+    everything = list(cases)
+    selected = ctx.selected_cases()
+    kept = (
+        [c for c in everything if any(c.matches(p) for p in selected)] if selected else everything
+    )
+    kept = [_clean(c, ctx) for c in kept[:MAX_CASES]]
+    failing = [c for c in kept if c.failed]
+    evidence: list[Mismatch] = list(problems)
+    if selected and not kept:
+        evidence.append(
+            Mismatch("cases", f"a case matching {' or '.join(selected)}", f"none of {len(cases)}")
+        )
+    elif not everything:
+        evidence.append(Mismatch("cases", "at least one test case", "none reported"))
+    for c in failing:
+        evidence.append(Mismatch(f"case {c.full_name}", "passed", head(c.message or c.status, 300)))
+    crashed = code not in (None, 0) and not any(c.failed for c in everything)
+    if crashed:
+        evidence.append(Mismatch("exit code", "0", f"{code} with no failing test case"))
+    info = {"tool": tool, "exitCode": code, "cases": tally(kept), **(details or {})}
+    if output.strip():
+        info["log"] = tail(red(output), LOG_CHARS)
+    counted = summary(kept) if kept else "no cases"
+    if not evidence:
+        return Outcome(True, counted, [], None, info, None, kept)
+    if failing:
+        names = "; ".join(_failed_line(c) for c in failing[:NAMED_FAILURES])
+        more = f" (+{len(failing) - NAMED_FAILURES} more)" if len(failing) > NAMED_FAILURES else ""
+        message = f"{len(failing)} of {len(kept)} cases failed: {names}{more}"
+        others = [m for m in evidence if not m.subject.startswith("case ")]
+        if others:
+            message += "; " + "; ".join(str(m) for m in others[:2])
+    else:
+        message = "; ".join(str(m) for m in evidence[:3])
+    snippet = tail(red(output).rstrip(), 1024) if crashed and output.strip() else None
+    return Outcome(False, message, evidence, snippet, info, ErrorKind.EXPECTATION, kept)

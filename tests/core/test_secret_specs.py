@@ -97,6 +97,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "kube": {"exists": {"kind": "ConfigMap", "name": "n", "namespace": "ns"}},
     "helmTest": {"release": "r", "namespace": "ns", "filter": ["a"]},
     "junit": {"command": ["echo", "hi"], "args": ["-x"], "env": {"A": "b"}, "results": "r.xml"},
+    "pytest": {"tests": ["t"], "markers": "smoke", "args": ["-x"], "env": {"A": "b"}},
 }
 
 # Fields that carry credentials to the driver keep the Secret itself (typed ``Text``).
@@ -110,6 +111,7 @@ KEPT = {
     "redis": {"url", "password"},
     "grpc": {"metadata.authorization", "metadata.x-id"},
     "junit": {"command.1", "args.0", "env.A"},
+    "pytest": {"args.0", "env.A"},
 }  # fmt: skip
 
 

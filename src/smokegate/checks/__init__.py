@@ -63,6 +63,7 @@ KINDS: dict[str, Kind] = {
         Kind("helmTest", "smokegate.checks.helmtest", needs_cluster=True),
         # Bring-your-own test suites: a tool's cases become child results (checks._suites).
         Kind("junit", "smokegate.checks.junit"),
+        Kind("pytest", "smokegate.checks.pytest"),
     )
 }
 

@@ -133,9 +133,11 @@ def verdict(
     output: str = "",
     problems: Sequence[Mismatch] = (),
     details: dict[str, Any] | None = None,
+    exit_words: dict[int, str] | None = None,
 ) -> Outcome:
     """The check's outcome from the tool's cases, its exit code and ``problems`` the kind found
-    itself (a breached k6 threshold without a case of its own, say)."""
+    itself (a breached k6 threshold without a case of its own, say). ``exit_words`` names the
+    tool's exit codes (pytest's 5 is "no tests collected")."""
     red = ctx.redactor.redact
     everything = list(cases)
     selected = ctx.selected_cases()
@@ -155,7 +157,14 @@ def verdict(
         evidence.append(Mismatch(f"case {c.full_name}", "passed", head(c.message or c.status, 300)))
     crashed = code not in (None, 0) and not any(c.failed for c in everything)
     if crashed:
-        evidence.append(Mismatch("exit code", "0", f"{code} with no failing test case"))
+        words = (exit_words or {}).get(code or 0)
+        evidence.append(
+            Mismatch(
+                "exit code",
+                "0",
+                f"{code} ({words})" if words else f"{code} with no failing test case",
+            )
+        )
     info = {"tool": tool, "exitCode": code, "cases": tally(kept), **(details or {})}
     if output.strip():
         info["log"] = tail(red(output), LOG_CHARS)

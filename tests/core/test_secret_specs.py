@@ -20,6 +20,7 @@ from smokegate.checks import KINDS
 from smokegate.core.errors import SuiteError
 from smokegate.core.secrets import MASK, Redactor, Secret, masked, reveal
 from smokegate.suite.interpolate import Scope, SecretKey
+from tests.tools import NEWMAN
 
 PW = "hunter22"
 
@@ -98,6 +99,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "helmTest": {"release": "r", "namespace": "ns", "filter": ["a"]},
     "junit": {"command": ["echo", "hi"], "args": ["-x"], "env": {"A": "b"}, "results": "r.xml"},
     "pytest": {"tests": ["t"], "markers": "smoke", "args": ["-x"], "env": {"A": "b"}},
+    "newman": {"collection": "c.json", "variables": {"t": "v"}, "bin": str(NEWMAN)},
 }
 
 # Fields that carry credentials to the driver keep the Secret itself (typed ``Text``).
@@ -112,6 +114,7 @@ KEPT = {
     "grpc": {"metadata.authorization", "metadata.x-id"},
     "junit": {"command.1", "args.0", "env.A"},
     "pytest": {"args.0", "env.A"},
+    "newman": {"variables.t"},
 }  # fmt: skip
 
 

@@ -64,6 +64,7 @@ KINDS: dict[str, Kind] = {
         # Bring-your-own test suites: a tool's cases become child results (checks._suites).
         Kind("junit", "smokegate.checks.junit"),
         Kind("pytest", "smokegate.checks.pytest"),
+        Kind("newman", "smokegate.checks.newman"),
     )
 }
 

@@ -55,7 +55,7 @@ def _case(el: ET.Element) -> Case:
     )
     outputs = []
     for child in el:
-        tag = child.tag.rpartition("}")[2]  # namespaced JUnit variants exist
+        tag = _tag(child)
         if tag in ("failure", "error") and not case.failed:
             case.status = "failed" if tag == "failure" else "error"
             case.message = (child.get("message") or "").strip()
@@ -72,9 +72,38 @@ def _case(el: ET.Element) -> Case:
     return case
 
 
-def parse_junit(text: str | bytes, source: str) -> list[Case]:
+def _tag(el: ET.Element) -> str:
+    return el.tag.rpartition("}")[2]  # namespaced JUnit variants exist
+
+
+def _walk(el: ET.Element, suite: str, suite_output: str, out: list[Case], by_suite: bool) -> None:
+    """Cases under ``el``; a failing case also gets its suite's own output (newman writes a
+    request's connection error there, not in the case)."""
+    for child in el:
+        tag = _tag(child)
+        if tag == "testcase":
+            case = _case(child)
+            if by_suite and suite:
+                case.classname = suite
+            if case.failed and suite_output:
+                case.output = "\n".join(o for o in (case.output, suite_output) if o)
+            out.append(case)
+        elif tag in ("testsuite", "testsuites"):
+            own = "\n".join(
+                (o.text or "").strip()
+                for o in child
+                if _tag(o) in ("system-out", "system-err") and (o.text or "").strip()
+            )
+            _walk(child, child.get("name") or suite, own, out, by_suite)
+
+
+def parse_junit(
+    text: str | bytes, source: str, *, classname_from_suite: bool = False
+) -> list[Case]:
     """Every ``<testcase>`` of a JUnit XML document, in document order. A file that is not
-    JUnit XML is a failure of the check naming the file, not an error of smokegate."""
+    JUnit XML is a failure of the check naming the file, not an error of smokegate.
+    ``classname_from_suite``: a case's classname is its ``<testsuite>``'s name (newman names
+    a suite after the request, and its classname is a mangled copy of it)."""
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -83,17 +112,23 @@ def parse_junit(text: str | bytes, source: str) -> list[Case]:
             kind=ErrorKind.PROTOCOL,
             evidence=[Mismatch("results", "JUnit XML", f"invalid XML ({exc})")],
         ) from None
-    tag = root.tag.rpartition("}")[2]
+    tag = _tag(root)
     if tag not in ("testsuites", "testsuite", "testcase"):
         raise CheckFailed(
             f"{source} is not JUnit XML (root element <{tag}>)",
             kind=ErrorKind.PROTOCOL,
             evidence=[Mismatch("results", "<testsuites> or <testsuite>", f"<{tag}>")],
         )
-    return [_case(el) for el in root.iter() if el.tag.rpartition("}")[2] == "testcase"]
+    if tag == "testcase":
+        return [_case(root)]
+    cases: list[Case] = []
+    wrapper = ET.Element("root")
+    wrapper.append(root)
+    _walk(wrapper, "", "", cases, classname_from_suite)
+    return cases
 
 
-def read_junit(path: str) -> list[Case]:
+def read_junit(path: str, *, classname_from_suite: bool = False) -> list[Case]:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -105,7 +140,7 @@ def read_junit(path: str) -> list[Case]:
         ) from None
     except OSError as exc:
         raise CheckFailed(f"cannot read {path}: {exc}", kind=ErrorKind.CONFIG) from None
-    return parse_junit(data, path)
+    return parse_junit(data, path, classname_from_suite=classname_from_suite)
 
 
 def _clean(case: Case, ctx: CheckContext) -> Case:

@@ -73,7 +73,7 @@ class ToolSpec(Spec):
     """Hand the suite's vars and `${release.*}` facts to the tool as `SMOKEGATE_<NAME>`
     environment variables (`base_url` -> `SMOKEGATE_BASE_URL`, `release.revision` ->
     `SMOKEGATE_RELEASE_REVISION`)."""
-    suite_env: SkipJsonSchema[dict[str, Text]] = Field(default_factory=dict)
+    suite_vars: SkipJsonSchema[dict[str, Text]] = Field(default_factory=dict)
     # Filled by the validator below from the loader's validation context, never written by hand.
     base_dir: SkipJsonSchema[str | None] = None
 
@@ -85,11 +85,9 @@ class ToolSpec(Spec):
         if not isinstance(data, dict):
             return data
         context = info.context or {}
-        data = {k: v for k, v in data.items() if k not in ("suiteEnv", "baseDir")}
+        data = {k: v for k, v in data.items() if k not in ("suiteVars", "baseDir")}
         variables: Mapping[str, Any] = context.get("vars") or {}
-        data["suiteEnv"] = {
-            env_name(k): t for k, v in variables.items() if (t := _as_text(v)) is not None
-        }
+        data["suiteVars"] = {k: t for k, v in variables.items() if (t := _as_text(v)) is not None}
         data["baseDir"] = context.get("base_dir")
         return data
 
@@ -100,9 +98,10 @@ class ToolSpec(Spec):
             return {k: t if (t := _as_text(x)) is not None else x for k, x in v.items()}
         return v
 
-    def environment(self) -> dict[str, str]:
+    def process_env(self) -> dict[str, str]:
         """The tool's environment: smokegate's, then the suite's vars, then ``env``."""
-        own = {**(self.suite_env if self.pass_vars else {}), **self.env}
+        suite = {env_name(k): v for k, v in self.suite_vars.items()} if self.pass_vars else {}
+        own = {**suite, **self.env}
         return {**os.environ, **reveal(own)}
 
     def workdir(self) -> str | None:

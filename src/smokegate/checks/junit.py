@@ -79,7 +79,7 @@ class JunitSpec(ToolSpec):
 
 async def run(spec: JunitSpec, ctx: CheckContext) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="smokegate-junit-") as tmp:
-        env = {**spec.environment(), RESULTS_DIR_VAR: tmp}
+        env = {**spec.process_env(), RESULTS_DIR_VAR: tmp}
         started = time.time()
         done = await run_tool(spec.argv(), env, spec.workdir(), "junit")
         path = spec.results or os.path.join(tmp, "junit.xml")

@@ -105,7 +105,7 @@ async def run(spec: PytestSpec, ctx: CheckContext) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="smokegate-pytest-") as tmp:
         report = os.path.join(tmp, "junit.xml")
         argv = spec.argv(report)
-        done = await run_tool(argv, spec.environment(), spec.workdir(), "pytest")
+        done = await run_tool(argv, spec.process_env(), spec.workdir(), "pytest")
         details = {"command": " ".join(masked(argv)).replace(report, "<junit.xml>")}
         # pytest writes the file even when every test fails; no file: it never got that far
         # (bad arguments, an import error in conftest.py), and the exit code says which.

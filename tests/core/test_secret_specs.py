@@ -20,7 +20,7 @@ from smokegate.checks import KINDS
 from smokegate.core.errors import SuiteError
 from smokegate.core.secrets import MASK, Redactor, Secret, masked, reveal
 from smokegate.suite.interpolate import Scope, SecretKey
-from tests.tools import NEWMAN
+from tests.tools import K6, NEWMAN
 
 PW = "hunter22"
 
@@ -100,6 +100,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "junit": {"command": ["echo", "hi"], "args": ["-x"], "env": {"A": "b"}, "results": "r.xml"},
     "pytest": {"tests": ["t"], "markers": "smoke", "args": ["-x"], "env": {"A": "b"}},
     "newman": {"collection": "c.json", "variables": {"t": "v"}, "bin": str(NEWMAN)},
+    "k6": {"script": "s.js", "env": {"T": "v"}, "args": ["--tag", "a=b"], "bin": str(K6)},
 }
 
 # Fields that carry credentials to the driver keep the Secret itself (typed ``Text``).
@@ -115,6 +116,7 @@ KEPT = {
     "junit": {"command.1", "args.0", "env.A"},
     "pytest": {"args.0", "env.A"},
     "newman": {"variables.t"},
+    "k6": {"env.T", "args.0", "args.1"},
 }  # fmt: skip
 
 

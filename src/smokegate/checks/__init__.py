@@ -65,6 +65,7 @@ KINDS: dict[str, Kind] = {
         Kind("junit", "smokegate.checks.junit"),
         Kind("pytest", "smokegate.checks.pytest"),
         Kind("newman", "smokegate.checks.newman"),
+        Kind("k6", "smokegate.checks.k6"),
     )
 }
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smokegate.checks.base import CheckContext, CheckFailed, ErrorKind, Mismatch, Outcome
@@ -169,10 +169,16 @@ def verdict(
     problems: Sequence[Mismatch] = (),
     details: dict[str, Any] | None = None,
     exit_words: dict[int, str] | None = None,
+    decides: Callable[[Case], bool] | None = None,
+    evidence_of: Callable[[Case], Mismatch] | None = None,
+    require_cases: bool = True,
 ) -> Outcome:
     """The check's outcome from the tool's cases, its exit code and ``problems`` the kind found
     itself (a breached k6 threshold without a case of its own, say). ``exit_words`` names the
-    tool's exit codes (pytest's 5 is "no tests collected")."""
+    tool's exit codes (pytest's 5 is "no tests collected"). ``decides``: which failing cases
+    fail the check (default: all; k6's checks are reported but only its thresholds decide),
+    ``evidence_of``: a failing case as evidence (default: ``case NAME: expected passed``).
+    ``require_cases``: no case at all is a failure."""
     red = ctx.redactor.redact
     everything = list(cases)
     selected = ctx.selected_cases()
@@ -180,17 +186,22 @@ def verdict(
         [c for c in everything if any(c.matches(p) for p in selected)] if selected else everything
     )
     kept = [_clean(c, ctx) for c in kept[:MAX_CASES]]
-    failing = [c for c in kept if c.failed]
+    deciding = decides or (lambda c: True)
+    failing = [c for c in kept if c.failed and deciding(c)]
     evidence: list[Mismatch] = list(problems)
     if selected and not kept:
         evidence.append(
             Mismatch("cases", f"a case matching {' or '.join(selected)}", f"none of {len(cases)}")
         )
-    elif not everything:
+    elif not everything and require_cases:
         evidence.append(Mismatch("cases", "at least one test case", "none reported"))
     for c in failing:
-        evidence.append(Mismatch(f"case {c.full_name}", "passed", head(c.message or c.status, 300)))
-    crashed = code not in (None, 0) and not any(c.failed for c in everything)
+        evidence.append(
+            evidence_of(c)
+            if evidence_of
+            else Mismatch(f"case {c.full_name}", "passed", head(c.message or c.status, 300))
+        )
+    crashed = code not in (None, 0) and not any(c.failed and deciding(c) for c in everything)
     if crashed:
         words = (exit_words or {}).get(code or 0)
         evidence.append(
@@ -209,8 +220,9 @@ def verdict(
     if failing:
         names = "; ".join(_failed_line(c) for c in failing[:NAMED_FAILURES])
         more = f" (+{len(failing) - NAMED_FAILURES} more)" if len(failing) > NAMED_FAILURES else ""
-        message = f"{len(failing)} of {len(kept)} cases failed: {names}{more}"
-        others = [m for m in evidence if not m.subject.startswith("case ")]
+        counted_in = sum(1 for c in kept if deciding(c))
+        message = f"{len(failing)} of {counted_in} cases failed: {names}{more}"
+        others = list(problems) + [m for m in evidence if m.subject in ("cases", "exit code")]
         if others:
             message += "; " + "; ".join(str(m) for m in others[:2])
     else:

@@ -154,9 +154,13 @@ def _clean(case: Case, ctx: CheckContext) -> Case:
     return case
 
 
+def _first_line(c: Case) -> str:
+    first = c.message.strip().splitlines()[0] if c.message.strip() else c.status
+    return head(first, 200)
+
+
 def _failed_line(c: Case) -> str:
-    first = c.message.splitlines()[0] if c.message else c.status
-    return f"{c.full_name}: {head(first, 200)}"
+    return f"{c.full_name}: {_first_line(c)}"
 
 
 def verdict(
@@ -199,7 +203,7 @@ def verdict(
         evidence.append(
             evidence_of(c)
             if evidence_of
-            else Mismatch(f"case {c.full_name}", "passed", head(c.message or c.status, 300))
+            else Mismatch(f"case {c.full_name}", "passed", _first_line(c))
         )
     crashed = code not in (None, 0) and not any(c.failed and deciding(c) for c in everything)
     if crashed:

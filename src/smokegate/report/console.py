@@ -183,7 +183,8 @@ class ConsoleReporter:
         if r.snippet:
             snippet = r.snippet if len(r.snippet) <= 300 else r.snippet[:300] + "…"
             self._print(f"    [dim]response: {escape(snippet)}[/dim]")
-        if r.log:
+        if r.log and not any(c.failed for c in r.cases):
+            # (A failing case's own body says more than the tail of the tool's whole output.)
             tail = "\n".join(r.log.rstrip().splitlines()[-20:])
             self._print("    [dim]log (last lines):[/dim]")
             for line in tail.splitlines():
@@ -198,7 +199,8 @@ class ConsoleReporter:
         for c in shown[:CASES_SHOWN]:
             style = _STYLE[Status(c.status)]
             icon = _ICON[Status(c.status)]
-            message = f" — {escape(c.message)}" if c.message else ""
+            first = c.message.strip().splitlines()[0] if c.message.strip() else ""
+            message = f" — {escape(first)}" if first else ""
             self._print(
                 f"    [{style}]{icon}[/{style}] {escape(c.full_name)} "
                 f"[dim]{format_duration(c.time)}[/dim]{message}"

@@ -111,6 +111,7 @@ def test_five_tests_two_failing_against_the_demo_service(tmp_path: Path, demo) -
     version = cases["test_version_is_the_release"]
     assert version["message"].startswith("AssertionError: assert '1.4.2' == '9.9.9'")
     assert "token in output: ***" in version["output"]
+    assert cases["test_healthz"]["output"] == ""  # pytest's empty "Captured" headers dropped
     assert cases["test_missing_page"]["message"].startswith("AssertionError: /nope answered 404")
     assert r["message"].startswith("2 of 5 cases failed: functional.test_shop.test_version")
     assert r["details"]["exitCode"] == 1

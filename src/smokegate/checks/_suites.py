@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,8 +69,26 @@ def _case(el: ET.Element) -> Case:
             case.message = (child.get("message") or child.text or "").strip()
         elif tag in ("system-out", "system-err") and (child.text or "").strip():
             outputs.append(child.text or "")
-    case.output = "\n".join(o.strip("\n") for o in outputs)
+    case.output = "\n".join(t for o in outputs if (t := _without_empty_sections(o)))
     return case
+
+
+_SECTION = re.compile(r"^-+ Captured [\w ]+ -+$", re.MULTILINE)
+
+
+def _without_empty_sections(text: str) -> str:
+    """pytest's ``junit_logging=all`` writes a ``--- Captured Out ---`` header even over
+    nothing: keep the sections that hold something."""
+    heads = list(_SECTION.finditer(text))
+    if not heads:
+        return text.strip("\n")
+    parts = [text[: heads[0].start()].strip("\n")]
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        body = text[m.end() : end].strip("\n")
+        if body.strip():
+            parts.append(f"{m.group(0)}\n{body}")
+    return "\n".join(p for p in parts if p.strip())
 
 
 def _tag(el: ET.Element) -> str:
@@ -155,8 +174,7 @@ def _clean(case: Case, ctx: CheckContext) -> Case:
 
 
 def _first_line(c: Case) -> str:
-    first = c.message.strip().splitlines()[0] if c.message.strip() else c.status
-    return head(first, 200)
+    return head(c.headline or c.status, 200)
 
 
 def _failed_line(c: Case) -> str:

@@ -41,6 +41,12 @@ class Case:
         return self.status in ("failed", "error")
 
     @property
+    def headline(self) -> str:
+        """The message's first line (a pytest assertion message goes on with its diff)."""
+        text = self.message.strip()
+        return text.splitlines()[0] if text else ""
+
+    @property
     def full_name(self) -> str:
         """``classname.name`` (or ``name`` alone): what ``-k check/PATTERN`` also matches."""
         return f"{self.classname}.{self.name}" if self.classname else self.name

@@ -199,8 +199,7 @@ class ConsoleReporter:
         for c in shown[:CASES_SHOWN]:
             style = _STYLE[Status(c.status)]
             icon = _ICON[Status(c.status)]
-            first = c.message.strip().splitlines()[0] if c.message.strip() else ""
-            message = f" — {escape(first)}" if first else ""
+            message = f" — {escape(c.headline)}" if c.headline else ""
             self._print(
                 f"    [{style}]{icon}[/{style}] {escape(c.full_name)} "
                 f"[dim]{format_duration(c.time)}[/dim]{message}"

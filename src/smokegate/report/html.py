@@ -320,12 +320,13 @@ def _cases(r: CheckResult) -> str:
     ordered = [c for c in r.cases if c.failed] + [c for c in r.cases if not c.failed]
     rows = []
     for c in ordered[:CASE_ROWS]:
-        body = "\n\n".join(t for t in (c.text, c.output) if t)
+        extra = c.message if c.message.strip() != c.headline else ""
+        body = "\n\n".join(t for t in (extra, c.text, c.output) if t)
         more = f"<details><summary>output</summary><pre>{e(body)}</pre></details>" if body else ""
         rows.append(
             f'<tr class="case s-{c.status}"><td class="st">{_ICON[Status(c.status)]}</td>'
             f"<td class=mono>{e(c.full_name)}</td><td class=num>{e(format_duration(c.time))}</td>"
-            f"<td>{e(c.message)}{more}</td></tr>"
+            f"<td>{e(c.headline)}{more}</td></tr>"
         )
     if len(ordered) > CASE_ROWS:
         rows.append(f"<tr><td></td><td colspan=3>… {len(ordered) - CASE_ROWS} more</td></tr>")

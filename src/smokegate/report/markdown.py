@@ -240,7 +240,7 @@ def _cases(r: CheckResult) -> list[str]:
         icon = _ICON[Status(c.status)]
         lines.append(
             f"| {icon} | {code(c.full_name, 200)} | {format_duration(c.time)} | "
-            f"{esc(c.message, 300)} |"
+            f"{esc(c.headline, 300)} |"
         )
     if len(failing) > len([c for c in shown if c.failed]):
         lines.append(f"| | … {len(failing) - CASES_LISTED} more failing cases | | |")

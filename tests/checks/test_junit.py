@@ -219,6 +219,23 @@ def test_missing_tool_fails_at_load_time(tmp_path: Path) -> None:
     assert "Traceback" not in cli.text
 
 
+def test_relative_command_is_found_from_the_suite_directory(tmp_path: Path) -> None:
+    """`./bin/x.sh` is looked up (at load time) and run from the suite's directory, whatever
+    the directory smokegate was started in."""
+    (tmp_path / "bin").mkdir()
+    script = tmp_path / "bin" / "tests.sh"
+    script.write_text(
+        "#!/bin/sh\necho '<testsuite><testcase name=\"ok\"/></testsuite>'"
+        " > $SMOKEGATE_RESULTS_DIR/junit.xml\n"
+    )
+    script.chmod(0o755)
+    suite = write_suite(tmp_path, "- name: rel\n  junit: {command: [./bin/tests.sh]}")
+    report = tmp_path / "r.json"
+    cli = run_cli("run", str(suite), f"--report=json={report}", cwd="/")
+    assert cli.code == 0, cli.text
+    assert load_json(report)["results"][0]["cases"][0]["name"] == "ok"
+
+
 def test_case_round_trip_is_lenient() -> None:
     assert Case.from_dict({"name": "a", "status": "weird"}).status == "error"
     c = Case("n", "k", "failed", 1.5, "m", "T", "body", "out")

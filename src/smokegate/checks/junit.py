@@ -29,7 +29,7 @@ import os
 import tempfile
 import time
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from smokegate.checks._suites import read_junit, verdict
 from smokegate.checks._tool import ToolSpec, require_tool, run_tool
@@ -61,11 +61,17 @@ class JunitSpec(ToolSpec):
 
     @field_validator("command")
     @classmethod
-    def _installed(cls, v: list[str | Secret] | str | Secret) -> list[str | Secret] | str | Secret:
+    def _installed(
+        cls, v: list[str | Secret] | str | Secret, info: ValidationInfo
+    ) -> list[str | Secret] | str | Secret:
         if isinstance(v, list):
             if not v or not reveal(v[0]):
                 raise ValueError("command must not be empty")
             program = reveal(v[0])
+            # `./run-tests.sh` is found from the working directory the command will start in.
+            where = info.data.get("cwd") or info.data.get("base_dir")
+            if "/" in program and not os.path.isabs(program) and where:
+                program = os.path.join(where, program)
             require_tool(program, "install it, or give its full path in `command`")
         elif not reveal(v).strip():
             raise ValueError("command must not be empty")

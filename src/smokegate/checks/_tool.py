@@ -15,7 +15,6 @@ What those kinds share:
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import shutil
@@ -112,9 +111,16 @@ class ToolSpec(Spec):
 # Installed?
 
 
-@functools.lru_cache(maxsize=64)
+_FOUND: dict[str, str] = {}
+
+
 def _which(program: str) -> str | None:
-    return shutil.which(program)
+    # Only hits are remembered (a 10,000-way matrix looks a tool up once): a tool installed
+    # while `serve` runs is found on its next plan.
+    found = _FOUND.get(program) or shutil.which(program)
+    if found is not None and len(_FOUND) < 256:
+        _FOUND[program] = found
+    return found
 
 
 def require_tool(program: str, hint: str) -> str:

@@ -22,7 +22,6 @@ command that fixes it.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 import subprocess
@@ -45,9 +44,21 @@ EXIT_WORDS = {
 }
 
 
-@functools.lru_cache(maxsize=16)
+_HAS_PYTEST: set[str] = set()
+
+
 def _has_pytest(python: str) -> str | None:
-    """None when ``python`` can import pytest, else why not."""
+    """None when ``python`` can import pytest, else why not. Only a yes is remembered (a
+    pytest installed while `serve` runs is found on its next plan)."""
+    if python in _HAS_PYTEST:
+        return None
+    why = _probe(python)
+    if why is None and len(_HAS_PYTEST) < 64:
+        _HAS_PYTEST.add(python)
+    return why
+
+
+def _probe(python: str) -> str | None:
     if python == sys.executable:
         return None if importlib.util.find_spec("pytest") is not None else "not installed"
     try:

@@ -14,7 +14,7 @@ from smokegate.demo import ServiceThread
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "byo-suites" / "suite.yaml"
 
 
-def test_example_passes_against_the_demo_service_and_names_a_broken_release(
+def test_example_passes_against_the_demo_service_and_waits_for_healthz(
     tmp_path: Path,
 ) -> None:
     path = f"{Path(tool(NEWMAN)).parent}:{Path(tool(K6)).parent}:{os.environ['PATH']}"

@@ -132,6 +132,15 @@ def test_k_selects_cases_of_a_check(tmp_path: Path) -> None:
         "expected": "a case matching nothing*",
         "actual": "none of 4",
     }
+    # `!check/case`: everything but the failing and erroring cases.
+    cli, report, _ = run(tmp_path, junit_check(), "-k", "!unit/shop.cart.test_total", "-k",
+                         "!unit/*refund")  # fmt: skip
+    assert [c["name"] for c in report["results"][0]["cases"]] == ["test_add", "test_later"]
+    assert cli.code == 0, cli.text
+    cli, report, _ = run(tmp_path, junit_check(), "-k", "unit/shop.pay.*", "-k", "!unit/*.test_*")
+    assert report["results"][0]["evidence"][0]["expected"] == (
+        "a case matching shop.pay.* but not *.test_*"
+    )
     # The whole check by id still works, and a plain pattern selects no case.
     cli, report, _ = run(tmp_path, junit_check(), "-k", "t/unit")
     assert len(report["results"][0]["cases"]) == 4

@@ -52,6 +52,19 @@ def test_a_whole_check_is_never_read_as_a_case() -> None:
     assert picked("functional/") == {}  # an empty case pattern selects nothing
 
 
+def test_bang_check_slash_case_runs_the_check_without_those_cases() -> None:
+    assert picked("!functional/*slow*") == {
+        "shop/healthz": (),
+        "shop/functional": ("!*slow*",),
+        "shop/api/v2": (),
+    }
+    assert picked("functional/test_a*", "!functional/test_ab")["shop/functional"] == (
+        "test_a*",
+        "!test_ab",
+    )
+    assert picked("!shop/functional") == {"shop/healthz": (), "shop/api/v2": ()}
+
+
 def test_cases_match_name_or_classname_dot_name() -> None:
     case = Case("test_login", "tests.test_auth")
     assert case.matches("test_login") and case.matches("tests.test_auth.test_login")

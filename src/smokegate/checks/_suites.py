@@ -173,6 +173,12 @@ def _clean(case: Case, ctx: CheckContext) -> Case:
     return case
 
 
+def _describe(patterns: Sequence[str]) -> str:
+    wanted = " or ".join(p for p in patterns if not p.startswith("!"))
+    unwanted = " or ".join(p[1:] for p in patterns if p.startswith("!"))
+    return " but not ".join(x for x in (wanted, unwanted) if x)
+
+
 def _first_line(c: Case) -> str:
     return head(c.headline or c.status, 200)
 
@@ -204,16 +210,21 @@ def verdict(
     red = ctx.redactor.redact
     everything = list(cases)
     selected = ctx.selected_cases()
-    kept = (
-        [c for c in everything if any(c.matches(p) for p in selected)] if selected else everything
-    )
+    wanted = [p for p in selected if not p.startswith("!")]
+    unwanted = [p[1:] for p in selected if p.startswith("!")]
+    kept = [
+        c
+        for c in everything
+        if (not wanted or any(c.matches(p) for p in wanted))
+        and not any(c.matches(p) for p in unwanted)
+    ]
     kept = [_clean(c, ctx) for c in kept[:MAX_CASES]]
     deciding = decides or (lambda c: True)
     failing = [c for c in kept if c.failed and deciding(c)]
     evidence: list[Mismatch] = list(problems)
     if selected and not kept:
         evidence.append(
-            Mismatch("cases", f"a case matching {' or '.join(selected)}", f"none of {len(cases)}")
+            Mismatch("cases", f"a case matching {_describe(selected)}", f"none of {len(cases)}")
         )
     elif not everything and require_cases:
         evidence.append(Mismatch("cases", "at least one test case", "none reported"))

@@ -8,7 +8,8 @@ Rules, in order:
 * A kept check's ``needs`` are kept too (marked ``pulled in``), so ordering still holds.
 * ``-k CHECK/CASE`` (CHECK a name, id or glob as above) keeps that check, and of its test cases
   (pytest, newman, k6, junit kinds) only those whose name or ``classname.name`` match the CASE
-  glob count. A pattern that names a check whole (``suite/check``) is never read as a case.
+  glob count; ``-k '!CHECK/CASE'`` runs the check without those cases. A pattern that names a
+  check whole (``suite/check``) is never read as a case.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def select(checks: Sequence[PlannedCheck], sel: Selection) -> Selected:
             narrowed[c.id] = cases
         if any(_matches(c, p) for p in exclude):
             continue
+        # `!CHECK/CASE`: the check runs, without those cases.
+        if skipped := [f"!{g}" for p in exclude if "/" in p for g in _case_patterns(c, p)]:
+            narrowed.setdefault(c.id, []).extend(skipped)
         if sel.tags and not set(sel.tags) & set(c.tags):
             continue
         if set(sel.exclude_tags) & set(c.tags):

@@ -84,7 +84,9 @@ def test_threshold_breach_fails_with_measured_value_vs_threshold(tmp_path, nginx
         status="failed",
         message="20 of 20 failed (0.00% passed)",
     )
-    assert r["message"].startswith("1 of 2 cases failed: threshold.http_req_duration p(95)<0.001")
+    assert r["message"] == (
+        f"1 of 2 thresholds crossed: threshold.http_req_duration p(95)<0.001: {breached['message']}"
+    )
     assert r["details"]["exitCode"] == 99
     assert r["details"]["checks"] == {"passes": 20, "fails": 20, "rate": 0.5}
     assert set(r["details"]["http_req_duration_ms"]) == {"avg", "p(90)", "p(95)", "max"}

@@ -200,13 +200,15 @@ def verdict(
     decides: Callable[[Case], bool] | None = None,
     evidence_of: Callable[[Case], Mismatch] | None = None,
     require_cases: bool = True,
+    wording: tuple[str, str] = ("cases", "failed"),
 ) -> Outcome:
     """The check's outcome from the tool's cases, its exit code and ``problems`` the kind found
     itself (a breached k6 threshold without a case of its own, say). ``exit_words`` names the
     tool's exit codes (pytest's 5 is "no tests collected"). ``decides``: which failing cases
     fail the check (default: all; k6's checks are reported but only its thresholds decide),
     ``evidence_of``: a failing case as evidence (default: ``case NAME: expected passed``).
-    ``require_cases``: no case at all is a failure."""
+    ``require_cases``: no case at all is a failure. ``wording``: what the deciding cases are
+    and what failing is called, for the message (k6: ``1 of 3 thresholds crossed``)."""
     red = ctx.redactor.redact
     everything = list(cases)
     selected = ctx.selected_cases()
@@ -254,7 +256,8 @@ def verdict(
         names = "; ".join(_failed_line(c) for c in failing[:NAMED_FAILURES])
         more = f" (+{len(failing) - NAMED_FAILURES} more)" if len(failing) > NAMED_FAILURES else ""
         counted_in = sum(1 for c in kept if deciding(c))
-        message = f"{len(failing)} of {counted_in} cases failed: {names}{more}"
+        noun, verb = wording
+        message = f"{len(failing)} of {counted_in} {noun} {verb}: {names}{more}"
         others = list(problems) + [m for m in evidence if m.subject in ("cases", "exit code")]
         if others:
             message += "; " + "; ".join(str(m) for m in others[:2])

@@ -225,6 +225,7 @@ def outcome(
             evidence.get(c.full_name) or Mismatch(c.full_name, "not crossed", c.message)
         ),
         require_cases=summary is None,
+        wording=("thresholds", "crossed"),
     )
 
 

@@ -23,6 +23,7 @@ demo: $(VENV)/.base
 
 deps:
 	bash scripts/install-debian-deps.sh
+	bash scripts/install-test-tools.sh
 
 kube-env:
 	bash scripts/kube/ensure.sh

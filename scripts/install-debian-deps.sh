@@ -17,6 +17,7 @@ wanted=(
   /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf:fonts-liberation
   /usr/bin/promtool:prometheus   # promtool: checks and unit-tests deploy/alerts
   /usr/bin/amtool:prometheus-alertmanager   # amtool: checks deploy/alerts/alertmanager.example.yaml
+  /usr/bin/npm:npm   # npm (and node): installs newman for the newman kind's tests (install-test-tools.sh)
 )
 missing=()
 for item in "${wanted[@]}"; do

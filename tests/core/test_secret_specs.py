@@ -20,6 +20,7 @@ from smokegate.checks import KINDS
 from smokegate.core.errors import SuiteError
 from smokegate.core.secrets import MASK, Redactor, Secret, masked, reveal
 from smokegate.suite.interpolate import Scope, SecretKey
+from tests.tools import K6, NEWMAN
 
 PW = "hunter22"
 
@@ -96,6 +97,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "kube": {"exists": {"kind": "ConfigMap", "name": "n", "namespace": "ns"}},
     "helmTest": {"release": "r", "namespace": "ns", "filter": ["a"]},
+    "junit": {"command": ["echo", "hi"], "args": ["-x"], "env": {"A": "b"}, "results": "r.xml"},
+    "pytest": {"tests": ["t"], "markers": "smoke", "args": ["-x"], "env": {"A": "b"}},
+    "newman": {"collection": "c.json", "variables": {"t": "v"}, "bin": str(NEWMAN)},
+    "k6": {"script": "s.js", "env": {"T": "v"}, "args": ["--tag", "a=b"], "bin": str(K6)},
 }
 
 # Fields that carry credentials to the driver keep the Secret itself (typed ``Text``).
@@ -108,6 +113,10 @@ KEPT = {
     "mysql": {"dsn", "password"},
     "redis": {"url", "password"},
     "grpc": {"metadata.authorization", "metadata.x-id"},
+    "junit": {"command.1", "args.0", "env.A"},
+    "pytest": {"args.0", "env.A"},
+    "newman": {"variables.t"},
+    "k6": {"env.T", "args.0", "args.1"},
 }  # fmt: skip
 
 

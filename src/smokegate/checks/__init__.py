@@ -61,6 +61,11 @@ KINDS: dict[str, Kind] = {
         Kind("grpc", "smokegate.checks.grpc", extra="grpc", requires=("grpc", "grpc_health")),
         Kind("kube", "smokegate.checks.kube", needs_cluster=True),
         Kind("helmTest", "smokegate.checks.helmtest", needs_cluster=True),
+        # Bring-your-own test suites: a tool's cases become child results (checks._suites).
+        Kind("junit", "smokegate.checks.junit"),
+        Kind("pytest", "smokegate.checks.pytest"),
+        Kind("newman", "smokegate.checks.newman"),
+        Kind("k6", "smokegate.checks.k6"),
     )
 }
 

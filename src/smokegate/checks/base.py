@@ -86,6 +86,11 @@ the ``within`` deadline if that comes first. Set by the engine around each attem
 so concurrent checks each see their own); read through ``CheckContext.time_left``."""
 
 
+SELECTED_CASES: ContextVar[tuple[str, ...]] = ContextVar("smokegate_selected_cases", default=())
+"""The ``-k check/CASE`` globs of the running check (empty: every case counts). Set by the
+engine around each attempt; read through ``CheckContext.selected_cases``."""
+
+
 class CheckContext:
     """Shared, run-scoped services for checks. Expensive clients are created on first use and
     shared by all checks of the run (one HTTP connection pool per origin, one API client).
@@ -134,6 +139,11 @@ class CheckContext:
         so the driver, and the server it talks to, stop when the attempt does."""
         deadline = ATTEMPT_DEADLINE.get()
         return None if deadline is None else max(0.0, deadline - time.perf_counter())
+
+    def selected_cases(self) -> tuple[str, ...]:
+        """The test-case globs ``-k check/CASE`` selected for the running check (empty: all).
+        A kind that runs a test suite keeps only the matching cases (``checks._suites``)."""
+        return SELECTED_CASES.get()
 
     def connect_address(self, host: str, port: int) -> tuple[str, int] | None:
         """Where to connect for host:port when a --resolve style override exists."""

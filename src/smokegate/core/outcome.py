@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from smokegate.core.cases import Case
+
 
 class ErrorKind:
     """Why a check failed, in words a person can act on; shown in every report."""
@@ -48,6 +50,8 @@ class Outcome:
     snippet: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     error_kind: str | None = None
+    cases: list[Case] = field(default_factory=list)
+    """Child results of a check that runs a test suite (``checks._suites``)."""
 
 
 def passed(message: str = "", details: dict[str, Any] | None = None) -> Outcome:

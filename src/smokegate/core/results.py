@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from smokegate.core.cases import Case
 from smokegate.core.outcome import Mismatch
 
 REPORT_SCHEMA = "smokegate.io/report/v1"
@@ -59,6 +60,9 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     # Long text a check collected (e.g. a Helm test pod's log); reporters cap it.
     log: str | None = None
+    # The test cases of a check that runs a whole test suite (pytest, newman, k6, JUnit):
+    # child results, in the tool's order. Empty for every other kind.
+    cases: list[Case] = field(default_factory=list)
 
     @property
     def recovered(self) -> bool:
@@ -88,6 +92,7 @@ class CheckResult:
             "details": self.details,
             "log": self.log,
             "attempts": [a.to_dict() for a in self.attempts],
+            "cases": [c.to_dict() for c in self.cases],
         }
 
 

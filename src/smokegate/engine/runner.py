@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from smokegate.checks import KINDS
-from smokegate.checks.base import ATTEMPT_DEADLINE, CheckContext, CheckFailed, ErrorKind, Outcome
+from smokegate.checks.base import (
+    ATTEMPT_DEADLINE,
+    SELECTED_CASES,
+    CheckContext,
+    CheckFailed,
+    ErrorKind,
+    Outcome,
+)
 from smokegate.core.durations import format_duration
 from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 from smokegate.suite.loader import PlannedCheck, Suite
@@ -93,12 +100,15 @@ async def attempt_loop(
         status = Status.FAILED
         timer = _Timer(loop, task, budget)
         deadline_token = ATTEMPT_DEADLINE.set(t0 + budget)
+        cases_token = SELECTED_CASES.set(check.cases) if check.cases else None
         try:
             try:
                 outcome = await run(check.spec, ctx)
             finally:
                 timer.disarm()
                 ATTEMPT_DEADLINE.reset(deadline_token)
+                if cases_token is not None:
+                    SELECTED_CASES.reset(cases_token)
             if outcome.ok:
                 status = Status.PASSED
         except asyncio.CancelledError:
@@ -171,6 +181,7 @@ async def attempt_loop(
         outcome.snippet,
         outcome.details,
         outcome.details.pop("log", None) if outcome.details else None,
+        outcome.cases,
     )
 
 
@@ -229,6 +240,13 @@ def _scrub(result: CheckResult, ctx: CheckContext) -> CheckResult:
         m.expected, m.actual = red.redact(m.expected), red.redact(m.actual)
     for a in result.attempts:
         a.message = red.redact(a.message)
+    for c in result.cases:
+        c.name, c.classname = red.redact(c.name), red.redact(c.classname)
+        c.message, c.text, c.output = (
+            red.redact(c.message),
+            red.redact(c.text),
+            red.redact(c.output),
+        )
     result.details = red.redact_data(result.details)
     return result
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
+from smokegate.core.cases import summary as cases_summary
 from smokegate.core.durations import format_duration
 from smokegate.core.results import Attempt, CheckResult, RunResult, Status
 from smokegate.core.secrets import Redactor
@@ -23,6 +24,8 @@ from smokegate.suite.loader import PlannedCheck
 LIST_LIMIT = 100
 # Progress appears only when a run lasts longer than this.
 PROGRESS_AFTER = 0.5
+CASES_SHOWN = 30  # failing cases listed under a failed check (all cases with -v)
+CASE_LINES = 6  # last lines of each failing case's failure body
 
 _ICON = {Status.PASSED: "✓", Status.FAILED: "✗", Status.ERROR: "!", Status.SKIPPED: "-"}
 _STYLE = {
@@ -134,6 +137,8 @@ class ConsoleReporter:
         msg = ""
         if r.status is not Status.PASSED and r.message:
             msg = f" [dim]—[/dim] {self._esc(r.message)}"
+        elif r.cases:
+            msg = f" [dim]— {self._esc(cases_summary(r.cases))}[/dim]"
         return (
             f"[{style}]{_ICON[r.status]}[/{style}] {self._esc(r.id)} "
             f"[dim]{r.kind} {format_duration(r.duration)}[/dim]{extra}{msg}"
@@ -159,11 +164,15 @@ class ConsoleReporter:
             f"[dim]{escape(kind)} at {escape(r.source)}[/dim]"
         )
         for m in r.evidence:
+            if r.cases and m.subject.startswith("case "):
+                continue  # the failing cases are listed below, with their messages
             self._print(
                 f"    {escape(m.subject)}: expected [green]{escape(m.expected)}[/green]"
                 f", got [red]{escape(m.actual)}[/red]"
             )
-        if not r.evidence and r.message:
+        if r.cases:
+            self._cases(r)
+        elif not r.evidence and r.message:
             self._print(f"    {escape(r.message)}")
         if len(r.attempts) > 1:
             last = r.attempts[-1]
@@ -174,11 +183,32 @@ class ConsoleReporter:
         if r.snippet:
             snippet = r.snippet if len(r.snippet) <= 300 else r.snippet[:300] + "…"
             self._print(f"    [dim]response: {escape(snippet)}[/dim]")
-        if r.log:
+        if r.log and not any(c.failed for c in r.cases):
+            # (A failing case's own body says more than the tail of the tool's whole output.)
             tail = "\n".join(r.log.rstrip().splitlines()[-20:])
             self._print("    [dim]log (last lines):[/dim]")
             for line in tail.splitlines():
                 self._print(f"      [dim]{escape(line)}[/dim]")
+
+    def _cases(self, r: CheckResult) -> None:
+        """A suite-running check's failing cases, each with its message and the last lines of
+        its failure body (all cases with -v)."""
+        escape = self._esc
+        self._print(f"    [dim]{escape(cases_summary(r.cases))}[/dim]")
+        shown = r.cases if self.verbose else [c for c in r.cases if c.failed]
+        for c in shown[:CASES_SHOWN]:
+            style = _STYLE[Status(c.status)]
+            icon = _ICON[Status(c.status)]
+            message = f" — {escape(c.headline)}" if c.headline else ""
+            self._print(
+                f"    [{style}]{icon}[/{style}] {escape(c.full_name)} "
+                f"[dim]{format_duration(c.time)}[/dim]{message}"
+            )
+            if c.failed and c.text:
+                for line in c.text.rstrip().splitlines()[-CASE_LINES:]:
+                    self._print(f"        [dim]{escape(line)}[/dim]")
+        if len(shown) > CASES_SHOWN:
+            self._print(f"    [dim]… {len(shown) - CASES_SHOWN} more[/dim]")
 
     def _summary(self, run: RunResult) -> None:
         from rich.table import Table

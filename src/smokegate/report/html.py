@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smokegate import __version__
+from smokegate.core.cases import summary as cases_summary
 from smokegate.core.durations import format_duration
 from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
@@ -300,6 +301,8 @@ def _detail(r: CheckResult) -> str:
             "<th>offset</th><th>took</th><th>outcome</th><th>message</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )
+    if r.cases:
+        parts.append(_cases(r))
     if r.snippet:
         snippet = r.snippet if len(r.snippet) <= SNIPPET_LIMIT else r.snippet[:SNIPPET_LIMIT] + "…"
         parts.append(f"<h4>response</h4><pre>{e(snippet)}</pre>")
@@ -308,13 +311,44 @@ def _detail(r: CheckResult) -> str:
     return "".join(parts)
 
 
+CASE_ROWS = 500
+
+
+def _cases(r: CheckResult) -> str:
+    """The test cases of a suite-running check, failing first; a failing case's body and
+    output open under it."""
+    ordered = [c for c in r.cases if c.failed] + [c for c in r.cases if not c.failed]
+    rows = []
+    for c in ordered[:CASE_ROWS]:
+        extra = c.message if c.message.strip() != c.headline else ""
+        body = "\n\n".join(t for t in (extra, c.text, c.output) if t)
+        more = f"<details><summary>output</summary><pre>{e(body)}</pre></details>" if body else ""
+        rows.append(
+            f'<tr class="case s-{c.status}"><td class="st">{_ICON[Status(c.status)]}</td>'
+            f"<td class=mono>{e(c.full_name)}</td><td class=num>{e(format_duration(c.time))}</td>"
+            f"<td>{e(c.headline)}{more}</td></tr>"
+        )
+    if len(ordered) > CASE_ROWS:
+        rows.append(f"<tr><td></td><td colspan=3>… {len(ordered) - CASE_ROWS} more</td></tr>")
+    return (
+        f"<h4>test cases · {e(cases_summary(r.cases))}</h4><table class=cases><thead><tr>"
+        "<th></th><th>case</th><th>took</th><th>message</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _row(r: CheckResult, open_: bool) -> str:
     status = r.status.value
     classes = f"c s-{status}" + (" rec" if r.recovered else "") + (" open" if open_ else "")
-    search = " ".join((r.id, r.name, r.kind, *r.tags, r.error_kind or "", r.message[:300]))
+    failing = [c.full_name for c in r.cases if c.failed][:50]
+    search = " ".join(
+        (r.id, r.name, r.kind, *r.tags, r.error_kind or "", r.message[:300], *failing)
+    )
     tags = "".join(f'<span class="tag">{e(t)}</span>' for t in r.tags)
     rec = f'<span class="badge-rec">recovered after {len(r.attempts)}</span>' if r.recovered else ""
     msg = r.message if r.status is not Status.PASSED else ""
+    if r.cases and not msg:
+        msg = cases_summary(r.cases)
     title = f' title="{e(msg[:500])}"' if msg else ""
     return (
         f'<tbody class="{classes}" data-q="{e(search.lower())}">'

@@ -100,6 +100,7 @@ def load_run(data: Any) -> RunResult:
     import jsonschema
 
     from smokegate.checks.base import Mismatch
+    from smokegate.core.cases import cases_from
     from smokegate.core.results import Attempt, CheckResult, Status, SuiteInfo
 
     try:
@@ -138,6 +139,7 @@ def load_run(data: Any) -> RunResult:
             snippet=r["snippet"],
             details=dict(r["details"]),
             log=r["log"],
+            cases=cases_from(r.get("cases")),
         )
         for r in data["results"]
     ]

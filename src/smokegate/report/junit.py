@@ -10,6 +10,11 @@ Azure DevOps, junitparser)::
           <skipped message=REASON/>
           <system-out>the check's log (last 64 KiB)</system-out>
         </testcase>
+        <testcase classname=SUITE name=CHECK/CASE time>   one per child case (pytest, newman...)
+          <properties>parent, case.classname, case.name</properties>
+          <failure|error message type>the case's failure body</...>
+          <system-out>what the case printed</system-out>
+        </testcase>
       </testsuite>
     </testsuites>
 
@@ -18,6 +23,11 @@ that could not be evaluated (status ``error``: a bug or unexpected driver error)
 ``<error>``. ``time`` of a suite is the wall-clock span of its checks (they run concurrently, so
 the sum of check times would overstate it). Suites with no selected check are left out.
 Characters XML 1.0 cannot carry (most C0 controls, lone surrogates) are removed.
+
+A check that ran a test suite keeps its own testcase (its verdict, attempts and the tool's log)
+and is followed by one testcase per child case, named ``CHECK/CASE`` in the same suite, so a CI
+view lists ``SUITE/CHECK/CASE`` and names each failing test with its assertion message. The
+counts (``tests``, ``failures``...) include the cases.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
+from smokegate.core.cases import Case
 from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
 
@@ -60,10 +71,44 @@ def _span(results: list[CheckResult]) -> tuple[float, float]:
 
 
 def _tally(results: list[CheckResult]) -> dict[Status, int]:
+    """Testcases per status: checks and their child cases."""
     out = dict.fromkeys(Status, 0)
     for r in results:
         out[r.status] += 1
+        for c in r.cases:
+            out[Status(c.status)] += 1
     return out
+
+
+def _tests(results: list[CheckResult]) -> int:
+    return sum(1 + len(r.cases) for r in results)
+
+
+def _child(parent: ET.Element, r: CheckResult, c: Case) -> None:
+    label = f"{c.classname}.{c.name}" if c.classname else c.name
+    tc = ET.SubElement(
+        parent,
+        "testcase",
+        classname=clean(r.suite),
+        name=clean(f"{r.name}/{label}"),
+        time=_secs(c.time),
+    )
+    _properties(
+        tc,
+        [("parent", r.id), ("case.classname", c.classname), ("case.name", c.name)],
+    )
+    if c.failed:
+        tag = "failure" if c.status == "failed" else "error"
+        message = c.message or tag
+        if len(message) > MESSAGE_LIMIT:
+            message = message[:MESSAGE_LIMIT] + "…"
+        el = ET.SubElement(tc, tag, message=clean(message), type=clean(c.failure_type or tag))
+        el.text = clean(c.text or c.message)
+    elif c.status == "skipped":
+        ET.SubElement(tc, "skipped", message=clean(c.message or "skipped"))
+    if c.output:
+        out = ET.SubElement(tc, "system-out")
+        out.text = clean(c.output)
 
 
 def _flat(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -131,6 +176,8 @@ def _testcase(parent: ET.Element, r: CheckResult, suite_file: str) -> None:
         ("errorKind", r.error_kind or ""),
         ("source", r.source),
     ]
+    if r.cases:
+        pairs.append(("cases", str(len(r.cases))))
     if r.description:
         pairs.append(("description", r.description))
     for a in r.attempts:
@@ -165,7 +212,7 @@ def render(run: RunResult) -> str:
     root = ET.Element(
         "testsuites",
         name="smokegate",
-        tests=str(len(run.results)),
+        tests=str(_tests(run.results)),
         failures=str(total[Status.FAILED]),
         errors=str(total[Status.ERROR]),
         skipped=str(total[Status.SKIPPED]),
@@ -180,7 +227,7 @@ def render(run: RunResult) -> str:
             root,
             "testsuite",
             name=clean(name),
-            tests=str(len(results)),
+            tests=str(_tests(results)),
             failures=str(tally[Status.FAILED]),
             errors=str(tally[Status.ERROR]),
             skipped=str(tally[Status.SKIPPED]),
@@ -197,6 +244,8 @@ def render(run: RunResult) -> str:
         _properties(suite, pairs)
         for r in results:
             _testcase(suite, r, suite_file)
+            for c in r.cases:
+                _child(suite, r, c)
 
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"

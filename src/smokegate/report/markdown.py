@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 
+from smokegate.core.cases import summary as cases_summary
 from smokegate.core.durations import format_duration
 from smokegate.core.results import CheckResult, RunResult, Status
 from smokegate.report.jsonreport import cap_log
@@ -195,15 +196,19 @@ def _failure_section(r: CheckResult) -> list[str]:
     lines += [" · ".join(meta), ""]
     if r.description:
         lines += [f"> {esc(r.description)}", ""]
-    if r.evidence:
+    # A failing case is listed under **Test cases** with its message: not twice.
+    evidence = [m for m in r.evidence if not (r.cases and m.subject.startswith("case "))]
+    if evidence:
         lines += ["| Subject | Expected | Actual |", "|:--|:--|:--|"]
-        for m in r.evidence:
+        for m in evidence:
             lines.append(f"| {code(m.subject)} | {code(m.expected)} | {code(m.actual)} |")
         lines.append("")
-    elif len(r.message) > 200:  # shorter ones are whole in the summary line
+    elif len(r.message) > 200 and not r.cases:  # shorter ones are whole in the summary line
         lines += [esc(r.message, 2000), ""]
     if len(r.attempts) > 1:
         lines += ["**Attempts**", "", *_attempts(r), ""]
+    if r.cases:
+        lines += _cases(r)
     if r.snippet:
         snippet = r.snippet if len(r.snippet) <= SNIPPET_LIMIT else r.snippet[:SNIPPET_LIMIT] + "…"
         lines += ["**Response**", "", fence(snippet), ""]
@@ -211,6 +216,39 @@ def _failure_section(r: CheckResult) -> list[str]:
         tail = "\n".join(cap_log(r.log, LOG_LIMIT).rstrip().splitlines()[-LOG_LINES:])
         lines += [f"**Log** (last {LOG_LINES} lines at most)", "", fence(tail), ""]
     lines += ["</details>", ""]
+    return lines
+
+
+CASES_LISTED = 50
+CASE_BODIES = 5
+
+
+def _cases(r: CheckResult) -> list[str]:
+    """The check's test cases: failing ones first (all of them up to CASES_LISTED, then a
+    count), passing ones only when the whole list is short; the first failure bodies fenced."""
+    failing = [c for c in r.cases if c.failed]
+    shown = failing[:CASES_LISTED]
+    if len(r.cases) <= CASES_LISTED:
+        shown = failing + [c for c in r.cases if not c.failed]
+    lines = [
+        f"**Test cases** ({esc(cases_summary(r.cases))})",
+        "",
+        "| | Case | Time | Message |",
+        "|:-:|:--|--:|:--|",
+    ]
+    for c in shown:
+        icon = _ICON[Status(c.status)]
+        lines.append(
+            f"| {icon} | {code(c.full_name, 200)} | {format_duration(c.time)} | "
+            f"{esc(c.headline, 300)} |"
+        )
+    if len(failing) > len([c for c in shown if c.failed]):
+        lines.append(f"| | … {len(failing) - CASES_LISTED} more failing cases | | |")
+    lines.append("")
+    for c in failing[:CASE_BODIES]:
+        body = c.text or c.message
+        if body:
+            lines += [f"{code(c.full_name, 200)}:", "", fence(body[-SNIPPET_LIMIT:]), ""]
     return lines
 
 
@@ -225,6 +263,8 @@ def _all_checks(run: RunResult) -> list[str]:
     for r in run.results:
         rec = " 🔁" if r.recovered else ""
         msg = esc(r.message, 200) if r.status is not Status.PASSED else ""
+        if r.cases and r.status is Status.PASSED:
+            msg = esc(cases_summary(r.cases))
         lines.append(
             f"| {_ICON[r.status]}{rec} | {code(r.id)} | {esc(r.kind)} | {len(r.attempts)} | "
             f"{format_duration(r.duration)} | {msg} |"

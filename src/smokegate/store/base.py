@@ -188,6 +188,7 @@ def verdict_of(report: Mapping[str, Any]) -> Verdict:
 
 def run_from_report(report: Mapping[str, Any]) -> Any:
     """The stored JSON report back as a ``RunResult`` (for the JUnit/HTML renderers)."""
+    from smokegate.core.cases import cases_from
     from smokegate.core.outcome import Mismatch
     from smokegate.core.results import Attempt, CheckResult, RunResult, Status, SuiteInfo
 
@@ -235,6 +236,7 @@ def run_from_report(report: Mapping[str, Any]) -> Any:
                 snippet=r.get("snippet"),
                 details=dict(r.get("details") or {}),
                 log=r.get("log"),
+                cases=cases_from(r.get("cases")),
             )
         )
     return run

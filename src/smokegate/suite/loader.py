@@ -56,6 +56,8 @@ class PlannedCheck:
     source: str
     description: str | None = None
     skip: str | None = None
+    cases: tuple[str, ...] = ()
+    """``-k check/CASE`` globs: only these test cases of a suite-running check count."""
 
 
 @dataclass(slots=True)
@@ -104,7 +106,9 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
     names: dict[str, tuple[int, int] | None] = {}
     templates: dict[str, list[str]] = {}
     raw_checks = doc.data["spec"].get("checks") or []
-    context = {"base_dir": raw.base_dir}
+    # `vars`: kinds that run a test tool hand the suite's vars (and ${release.*}) to it as
+    # environment variables (checks._tool.ToolSpec).
+    context = {"base_dir": raw.base_dir, "vars": scope.values}
     defaults = spec.defaults
     for index, entry in enumerate(raw_checks):
         path: Path = ("spec", "checks", index)

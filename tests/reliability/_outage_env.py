@@ -14,6 +14,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,14 @@ if str(_KUBE_TESTS) not in sys.path:
 from fixtures_flux import apply, helmrelease, patch_status, status_ready  # noqa: E402
 from kubeenv import KubeEnv, _free_ports, ensure_binaries  # noqa: E402
 
-__all__ = ["ControlPlane", "RestartablePostgres", "apply", "helmrelease", "patch_status"]
+__all__ = [
+    "ControlPlane",
+    "PlaneStarting",
+    "RestartablePostgres",
+    "apply",
+    "helmrelease",
+    "patch_status",
+]
 
 
 class _Via:
@@ -114,6 +122,56 @@ class ControlPlane(KubeEnv):
             f"  kubeconfig: {self.kubeconfig}\n  namespaces: [{ns}]\n  waitTimeout: 30s\n"
             "  recordEvents: false\n"
         )
+
+
+class PlaneStarting:
+    """The control plane, started in a background thread so that its ~20 s start overlaps
+    tests that leave the CPU idle (the soak of test_load_soak, when test_outages runs in the
+    same session). The thread lives until the plane is stopped: etcd and the API servers die
+    with the thread that spawned them (PR_SET_PDEATHSIG, see kubeenv.py)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.env: ControlPlane | None = None
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(workdir,), daemon=True)
+        self.thread.start()
+
+    def _run(self, workdir: Path) -> None:
+        try:
+            self.env = ControlPlane.create(workdir)
+        except BaseException as exc:  # re-raised in the test that needs the plane
+            self.error = exc
+        self.ready.set()
+        self.release.wait()
+
+    @classmethod
+    def shared(cls, factory: Any) -> PlaneStarting:
+        """The one of this test session (started now if nobody started it yet)."""
+        global _SHARED
+        if _SHARED is None:
+            _SHARED = cls(factory.mktemp("plane"))
+        return _SHARED
+
+    def stop(self) -> None:
+        global _SHARED
+        self.ready.wait(timeout=180)
+        if self.env is not None:
+            self.env.stop()
+        self.release.set()
+        self.thread.join(timeout=30)
+        _SHARED = None
+
+    def get(self) -> ControlPlane:
+        self.ready.wait(timeout=180)
+        if self.error is not None:
+            raise self.error
+        assert self.env is not None, "the control plane did not start within 180 s"
+        return self.env
+
+
+_SHARED: PlaneStarting | None = None
 
 
 class RestartablePostgres(PostgresServer):

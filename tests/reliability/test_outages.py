@@ -31,7 +31,12 @@ import pytest
 from tests.helpers import run_cli, write_suite
 from tests.reliability._blackhole import Blackhole
 from tests.reliability._figures import record
-from tests.reliability._outage_env import ControlPlane, RestartablePostgres, patch_status
+from tests.reliability._outage_env import (
+    ControlPlane,
+    PlaneStarting,
+    RestartablePostgres,
+    patch_status,
+)
 from tests.reliability._serve import sqlite_counts, start_serve, wait_until
 from tests.server.conftest import fresh_pg_database
 from tests.server.support import REPO, ServeProcess, Target, flux_event, get_json, write_suites
@@ -196,11 +201,14 @@ def test_serve_killed_after_its_202s_runs_every_job_after_restart(
     db = tmp_path / "h.db"
     rules = "  - match: {namespace: apps}\n    suites: [slow]\n"
     target.slow = 1.0
+    slow_before = target.hits.get("/slow", 0)  # the Target is shared by the module's tests
     first = start_serve(tmp_path, f"sqlite:///{db}", rules=rules, worker=", concurrency: 2")
     n = 10
     for i in range(n):
         assert first.post_hook(flux_event(revision=f"3.0.{i}"))[0] == 202
-    wait_until(lambda: target.hits.get("/slow", 0) >= 2, 15, what="two runs in progress")
+    wait_until(
+        lambda: target.hits.get("/slow", 0) >= slow_before + 2, 15, what="two runs in progress"
+    )
     first.kill()  # SIGKILL: two jobs mid-run, eight still queued
     killed_at = time.monotonic()
     target.slow = 0.0
@@ -232,13 +240,19 @@ def test_serve_killed_after_its_202s_runs_every_job_after_restart(
 # --- the cluster and the store ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    env = ControlPlane.create(tmp_path_factory.mktemp("plane"))
+@pytest.fixture(scope="module", autouse=True)
+def _plane_starting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlaneStarting]:
+    # Usually already starting: test_load_soak starts it during its soak's idle minute.
+    starting = PlaneStarting.shared(tmp_path_factory)
     try:
-        yield env
+        yield starting
     finally:
-        env.stop()
+        starting.stop()
+
+
+@pytest.fixture(scope="module")
+def plane(_plane_starting: PlaneStarting) -> ControlPlane:
+    return _plane_starting.get()
 
 
 def test_apiserver_crash_during_gate_and_watch_published_meanwhile_is_run_after(
@@ -348,10 +362,13 @@ def test_postgres_down_during_runs_and_a_publish_nothing_is_lost(
             worker=", concurrency: 4",
         )
         n = 3
+        slow_before = target.hits.get("/slow", 0)  # the Target is shared by the module's tests
         for i in range(n):
             plane.create_release(ns, f"app{i}", "slow")
             plane.publish(ns, f"app{i}", "1.0.0", 1)
-        wait_until(lambda: target.hits.get("/slow", 0) >= n, 30, what="three runs in progress")
+        wait_until(
+            lambda: target.hits.get("/slow", 0) >= slow_before + n, 30, what="three runs running"
+        )
         pg.down()  # the runs finish while the store is down
         down_at = time.monotonic()
         plane.create_release(ns, "late", "web")

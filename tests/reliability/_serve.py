@@ -8,9 +8,13 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.reliability._figures import publish
 from tests.server.support import ServeProcess, config_text
 
 WEBHOOK_LINE = "    secrets: [{env: SG_TEST_WEBHOOK_SECRET}]\n"
@@ -79,3 +83,25 @@ def wait_until(probe: Any, timeout: float, interval: float = 0.05, what: str = "
 def profile() -> str:
     """``ci`` (default) or ``long`` (``SMOKEGATE_RELIABILITY_PROFILE=long``, ``make fuzz``)."""
     return "long" if os.environ.get("SMOKEGATE_RELIABILITY_PROFILE") == "long" else "ci"
+
+
+def artifacts_dir(tmp: Path) -> Path:
+    """Where ``_figures.publish`` writes (``$SMOKEGATE_ARTIFACTS_DIR/reliability``)."""
+    return Path(os.environ.get("SMOKEGATE_ARTIFACTS_DIR") or tmp / "artifacts") / "reliability"
+
+
+def figures_fixture(part: str) -> Any:
+    """A module-scoped ``figures`` dict: each test adds its figures under a key; at the end of
+    the module they are published as one line (``figures[PART]: …``) and
+    ``$SMOKEGATE_ARTIFACTS_DIR/reliability/PART.json``."""
+
+    @pytest.fixture(scope="module")
+    def figures(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[dict[str, Any]]:
+        collected: dict[str, Any] = {}
+        yield collected
+        if collected:
+            publish(request.config, part, collected, tmp_path_factory.mktemp("figures"))
+
+    return figures

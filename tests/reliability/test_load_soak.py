@@ -25,13 +25,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from smokegate.httpclient import HttpClient
-from tests.reliability._figures import record
 from tests.reliability._outage_env import PlaneStarting
-from tests.reliability._serve import profile, rss_kib, sqlite_counts, start_serve
+from tests.reliability._serve import figures_fixture, profile, rss_kib, sqlite_counts, start_serve
 from tests.server.support import ServeProcess, Target, flux_event, hook_headers, write_suites
 
 RELEASES = 100
@@ -42,6 +42,9 @@ PROFILES = {  # duration, sample every, warm-up (seconds)
     "ci": (60.0, 5.0, 15.0),
     "long": (600.0, 60.0, 120.0),
 }
+
+
+figures = figures_fixture("load")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +123,7 @@ async def _post_all(url: str, bodies: list[bytes]) -> tuple[list[tuple[int, dict
 
 
 def test_1000_concurrent_events_for_100_releases_none_lost_each_run_once(
-    tmp_path: Path, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, target: Target, figures: dict[str, Any]
 ) -> None:
     write_suites(tmp_path / "suites", target.url)
     proc = start_serve(
@@ -166,28 +169,27 @@ def test_1000_concurrent_events_for_100_releases_none_lost_each_run_once(
         assert sqlite_counts(tmp_path / "h.db") == {"jobs": len(distinct), "runs": len(distinct)}
         assert all(r["verdict"] == "passed" for r in runs)
         latencies.sort()
-        record(
-            request.config,
-            "load",
-            {
-                "events": len(bodies),
-                "releases": RELEASES,
-                "jobs": len(created),
-                "runs": len(runs),
-                "lost": lost,
-                "duplicatesRun": sum(n - 1 for n in per_key.values()),
-                "p50To202Ms": round(latencies[len(latencies) // 2] * 1000),
-                "p99To202Ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000),
-                "all202AfterS": round(accepted, 2),
-                "allRunAfterS": round(all_done, 2),
-            },
-        )
+        figures["load"] = {
+            "events": len(bodies),
+            "releases": RELEASES,
+            "jobs": len(created),
+            "runs": len(runs),
+            "lost": lost,
+            "duplicatesRun": sum(n - 1 for n in per_key.values()),
+            "p50To202Ms": round(latencies[len(latencies) // 2] * 1000),
+            "p99To202Ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000),
+            "all202AfterS": round(accepted, 2),
+            "allRunAfterS": round(all_done, 2),
+        }
     finally:
         proc.stop()
 
 
 def test_soak_of_scheduled_runs_keeps_rss_flat(
-    soak: Soak, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    soak: Soak,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    figures: dict[str, Any],
 ) -> None:
     if any("reliability/test_outages.py" in item.nodeid for item in request.session.items):
         # The soak leaves the CPU mostly idle: start test_outages' control plane meanwhile.
@@ -203,18 +205,14 @@ def test_soak_of_scheduled_runs_keeps_rss_flat(
     growth = (max(after) - base) / base
     counts = sqlite_counts(soak.proc.workdir / "h.db")
     elapsed = time.monotonic() - soak.started
-    record(
-        request.config,
-        "soak",
-        {
-            "profile": profile(),
-            "durationS": round(elapsed),
-            "samples": len(samples),
-            "runs": counts["runs"],
-            "rssKiB": [kib for _, kib in samples],
-            "growthAfterWarmup": f"{growth * 100:.1f}%",
-        },
-    )
+    figures["soak"] = {
+        "profile": profile(),
+        "durationS": round(elapsed),
+        "samples": len(samples),
+        "runs": counts["runs"],
+        "rssKiB": [kib for _, kib in samples],
+        "growthAfterWarmup": f"{growth * 100:.1f}%",
+    }
     # The schedules did run (a soak of an idle server would prove little).
     slots = int(elapsed // 10)
     assert counts["runs"] >= SCHEDULES * max(1, slots - 2), counts

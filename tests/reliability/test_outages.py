@@ -25,23 +25,26 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.helpers import run_cli, write_suite
 from tests.reliability._blackhole import Blackhole
-from tests.reliability._figures import record
 from tests.reliability._outage_env import (
     ControlPlane,
     PlaneStarting,
     RestartablePostgres,
     patch_status,
 )
-from tests.reliability._serve import sqlite_counts, start_serve, wait_until
+from tests.reliability._serve import figures_fixture, sqlite_counts, start_serve, wait_until
 from tests.server.conftest import fresh_pg_database
 from tests.server.support import REPO, ServeProcess, Target, flux_event, get_json, write_suites
 
 TIMEOUT = 2.0
+
+
+figures = figures_fixture("outages")
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def target() -> Iterator[Target]:
 
 
 def test_a_target_that_never_answers_times_out_on_time(
-    tmp_path: Path, request: pytest.FixtureRequest
+    tmp_path: Path, figures: dict[str, Any]
 ) -> None:
     hole = Blackhole()
     try:
@@ -110,17 +113,13 @@ def test_a_target_that_never_answers_times_out_on_time(
         deviation = {k: (d - TIMEOUT) / TIMEOUT for k, d in durations.items()}
         deviation["gate"] = (waited - gate_timeout) / gate_timeout
         worst = max(deviation, key=lambda k: abs(deviation[k]))
-        record(
-            request.config,
-            "outage-timeouts",
-            {
-                "kinds": len(deviation),
-                "timeoutS": TIMEOUT,
-                "worst": worst,
-                "worstDeviation": f"{deviation[worst] * 100:+.1f}%",
-                "gateWallS": round(gate_wall, 2),
-            },
-        )
+        figures["timeouts"] = {
+            "kinds": len(deviation),
+            "timeoutS": TIMEOUT,
+            "worst": worst,
+            "worstDeviation": f"{deviation[worst] * 100:+.1f}%",
+            "gateWallS": round(gate_wall, 2),
+        }
         for kind, dev in deviation.items():
             assert -0.01 <= dev <= 0.10, (kind, dev, durations)
         assert hole.accepted >= len(kinds) - 1  # they did connect: the hole accepted them
@@ -146,7 +145,7 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_disk_full_for_one_report_exit_4_and_the_others_written(
-    tmp_path: Path, full_disk: Path, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, full_disk: Path, target: Target, figures: dict[str, Any]
 ) -> None:
     # 30 checks: a JUnit report of ~10 KiB, more than the 8 KiB left.
     checks = "".join(
@@ -165,18 +164,14 @@ def test_disk_full_for_one_report_exit_4_and_the_others_written(
     ]  # fmt: skip
     result = run_cli(*args)
     errors = [line for line in result.err.splitlines() if line.startswith("smokegate:")]
-    record(
-        request.config,
-        "outage-disk-full",
-        {
-            "exit": result.code,
-            "errors": len(errors),
-            "othersWritten": sum(
-                (ok / n).is_file() for n in ("report.json", "report.html", "report.md")
-            ),
-            "partialLeft": (full_disk / "junit.xml").exists(),
-        },
-    )
+    figures["disk-full"] = {
+        "exit": result.code,
+        "errors": len(errors),
+        "othersWritten": sum(
+            (ok / n).is_file() for n in ("report.json", "report.html", "report.md")
+        ),
+        "partialLeft": (full_disk / "junit.xml").exists(),
+    }
     assert result.code == 4, result.text
     assert "Traceback" not in result.text
     assert len(errors) == 1, result.err
@@ -195,7 +190,7 @@ def test_disk_full_for_one_report_exit_4_and_the_others_written(
 
 
 def test_serve_killed_after_its_202s_runs_every_job_after_restart(
-    tmp_path: Path, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, target: Target, figures: dict[str, Any]
 ) -> None:
     write_suites(tmp_path / "suites", target.url)
     db = tmp_path / "h.db"
@@ -220,16 +215,12 @@ def test_serve_killed_after_its_202s_runs_every_job_after_restart(
         revisions = sorted(r["revision"] for r in second.runs())
         assert revisions == sorted(f"3.0.{i}" for i in range(n))  # each once, none lost
         attempts = [get_json(f"{second.url}/api/v1/jobs/{r['jobId']}")["attempts"] for r in runs]
-        record(
-            request.config,
-            "outage-sigkill",
-            {
-                "accepted": n,
-                "runAfterRestart": len(runs),
-                "midRunAtKill": sum(a == 2 for a in attempts),
-                "allRunWithinS": round(recovered, 1),
-            },
-        )
+        figures["sigkill"] = {
+            "accepted": n,
+            "runAfterRestart": len(runs),
+            "midRunAtKill": sum(a == 2 for a in attempts),
+            "allRunWithinS": round(recovered, 1),
+        }
         assert sum(a == 2 for a in attempts) >= 1  # some were mid-run: taken over after lease
         assert sqlite_counts(db) == {"jobs": n, "runs": n}
     finally:
@@ -256,7 +247,7 @@ def plane(_plane_starting: PlaneStarting) -> ControlPlane:
 
 
 def test_apiserver_crash_during_gate_and_watch_published_meanwhile_is_run_after(
-    tmp_path: Path, plane: ControlPlane, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, plane: ControlPlane, target: Target, figures: dict[str, Any]
 ) -> None:
     from fixtures_flux import helmrelease, snapshot, status_ready, status_reconciling
 
@@ -324,17 +315,13 @@ def test_apiserver_crash_during_gate_and_watch_published_meanwhile_is_run_after(
         assert "PASSED 2 passed" in out
         assert runs[0]["trigger"] == "watch" and runs[0]["verdict"] == "passed"
         status = get_json(proc.url + "/api/v1/status")
-        record(
-            request.config,
-            "outage-apiserver",
-            {
-                "downS": 2.0,
-                "gateVerdictAfterBackS": round(gate_delay, 2),
-                "watchRunAfterBackS": round(watch_delay, 2),
-                "watchResumes": status["watch"]["resumes"],
-                "runs": len(proc.runs()),
-            },
-        )
+        figures["apiserver"] = {
+            "downS": 2.0,
+            "gateVerdictAfterBackS": round(gate_delay, 2),
+            "watchRunAfterBackS": round(watch_delay, 2),
+            "watchResumes": status["watch"]["resumes"],
+            "runs": len(proc.runs()),
+        }
         assert len(proc.runs()) == 2  # 1.0.0 and 1.0.1, nothing twice
     finally:
         if gate is not None and gate.poll() is None:
@@ -343,7 +330,7 @@ def test_apiserver_crash_during_gate_and_watch_published_meanwhile_is_run_after(
 
 
 def test_postgres_down_during_runs_and_a_publish_nothing_is_lost(
-    tmp_path: Path, plane: ControlPlane, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, plane: ControlPlane, target: Target, figures: dict[str, Any]
 ) -> None:
     ns = "outage-pg"
     plane.kubectl("create", "namespace", ns)
@@ -383,17 +370,13 @@ def test_postgres_down_during_runs_and_a_publish_nothing_is_lost(
         runs = proc.runs()
         # Kept: the run recorded is the one that ran before the store came back (not a rerun).
         kept = sum(1 for r in runs if r["release"] != f"{ns}/late" and r["startedAt"] < back_epoch)
-        record(
-            request.config,
-            "outage-postgres",
-            {
-                "downS": 4.0,
-                "resultsProduced": n,
-                "resultsKept": kept,
-                "publishedDuringOutageRun": any(r["release"] == f"{ns}/late" for r in runs),
-                "allWrittenAfterBackS": round(after, 2),
-            },
-        )
+        figures["postgres"] = {
+            "downS": 4.0,
+            "resultsProduced": n,
+            "resultsKept": kept,
+            "publishedDuringOutageRun": any(r["release"] == f"{ns}/late" for r in runs),
+            "allWrittenAfterBackS": round(after, 2),
+        }
         assert sorted(r["release"] for r in runs) == sorted(
             [f"{ns}/app{i}" for i in range(n)] + [f"{ns}/late"]
         )

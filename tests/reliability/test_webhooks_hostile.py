@@ -24,18 +24,28 @@ import json
 import socket
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from smokegate.core.secrets import Secret
 from smokegate.server import hooks, state
-from tests.reliability._figures import record
-from tests.reliability._serve import sqlite_counts, start_serve, wait_until
+from tests.reliability._serve import (
+    artifacts_dir,
+    figures_fixture,
+    sqlite_counts,
+    start_serve,
+    wait_until,
+)
 from tests.server.support import SECRET, ServeProcess, Target, flux_event, signature, write_suites
 
 BODY_TIMEOUT = 2.0  # webhooks.flux.bodyTimeout for these servers (default 10s)
+
+
+figures = figures_fixture("webhooks")
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +185,7 @@ def _cases() -> list[tuple[str, bytes, dict[str, str], dict[str, object], int]]:
 
 
 def test_hostile_requests_are_refused_and_start_nothing(
-    hostile: ServeProcess, request: pytest.FixtureRequest
+    hostile: ServeProcess, figures: dict[str, Any]
 ) -> None:
     db = hostile.workdir / "h.db"
     results: dict[str, dict[str, int]] = {}
@@ -199,19 +209,18 @@ def test_hostile_requests_are_refused_and_start_nothing(
     hostile.wait_idle()
     bad = {c: r for c, r in results.items() if r["runsStarted"]}
     assert not bad, bad
-    record(
-        request.config,
-        "webhooks",
-        {
-            "cases": len(results),
-            "runsStarted": sum(r["runsStarted"] for r in results.values()),
-            "statuses": {c: r["status"] for c, r in results.items()},
-        },
-    )
+    figures["refused"] = {
+        "cases": len(results),
+        "runsStarted": sum(r["runsStarted"] for r in results.values()),
+        "byStatus": dict(sorted(Counter(r["status"] for r in results.values()).items())),
+    }
+    out = artifacts_dir(hostile.workdir) / "webhooks-cases.json"  # every case, not printed
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def test_slow_loris_is_cut_off_and_does_not_stall_others(
-    hostile: ServeProcess, request: pytest.FixtureRequest
+    hostile: ServeProcess, figures: dict[str, Any]
 ) -> None:
     db = hostile.workdir / "h.db"
     before = sqlite_counts(db)
@@ -242,22 +251,18 @@ def test_slow_loris_is_cut_off_and_does_not_stall_others(
     assert BODY_TIMEOUT <= cut_after < BODY_TIMEOUT * 1.5 + 1, cut_after
     assert other_latency < 1.0, other_latency
     assert sqlite_counts(db) == before
-    record(
-        request.config,
-        "webhooks-slowloris",
-        {
-            "status": status,
-            "cutAfterS": round(cut_after, 2),
-            "bodyTimeoutS": BODY_TIMEOUT,
-            "otherRequestS": round(other_latency, 3),
-            "halfOpenConnections": 50,
-            "runsStarted": sqlite_counts(db)["jobs"] - before["jobs"],
-        },
-    )
+    figures["slowloris"] = {
+        "status": status,
+        "cutAfterS": round(cut_after, 2),
+        "bodyTimeoutS": BODY_TIMEOUT,
+        "otherRequestS": round(other_latency, 3),
+        "halfOpenConnections": 50,
+        "runsStarted": sqlite_counts(db)["jobs"] - before["jobs"],
+    }
 
 
 def test_replays_cause_at_most_one_deduplicated_rerun_per_retention_window(
-    tmp_path: Path, target: Target, request: pytest.FixtureRequest
+    tmp_path: Path, target: Target, figures: dict[str, Any]
 ) -> None:
     write_suites(tmp_path / "suites", target.url)
     window = 2.0
@@ -299,17 +304,13 @@ def test_replays_cause_at_most_one_deduplicated_rerun_per_retention_window(
         collect()
         assert set(answers) == {202}
         assert len(seen_runs) == 2, seen_runs
-        record(
-            request.config,
-            "webhooks-replay",
-            {
-                "replays": len(answers) - 1,
-                "retentionWindowS": window,
-                "windowsPassed": 2,
-                "runs": len(seen_runs),
-                "bound": "1 run per (release, revision) per retention window",
-            },
-        )
+        figures["replay"] = {
+            "replays": len(answers) - 1,
+            "retentionWindowS": window,
+            "windowsPassed": 2,
+            "runs": len(seen_runs),
+            "bound": "1 run per (release, revision) per retention window",
+        }
     finally:
         proc.stop()
 

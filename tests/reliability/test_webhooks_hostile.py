@@ -261,6 +261,23 @@ def test_slow_loris_is_cut_off_and_does_not_stall_others(
     }
 
 
+def test_a_client_gone_mid_body_is_logged_not_a_traceback(
+    hostile: ServeProcess, figures: dict[str, Any]
+) -> None:
+    db = hostile.workdir / "h.db"
+    before = sqlite_counts(db)
+    ev = flux_event(revision="6.6.6")
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", hostile.port), timeout=10) as s:
+            head = f"POST /hooks/flux HTTP/1.1\r\nHost: x\r\nContent-Length: {len(ev)}\r\n"
+            head += "".join(f"{k}: {v}\r\n" for k, v in signed(ev).items()) + "\r\n"
+            s.sendall(head.encode() + ev[:50])  # then gone
+    wait_until(lambda: hostile.log.count("client disconnected") >= 5, 10, what="the log lines")
+    assert "Traceback" not in hostile.log, hostile.log[-3000:]
+    assert sqlite_counts(db) == before
+    figures["goneMidBody"] = {"clients": 5, "tracebacks": 0, "runsStarted": 0}
+
+
 def test_replays_cause_at_most_one_deduplicated_rerun_per_retention_window(
     tmp_path: Path, target: Target, figures: dict[str, Any]
 ) -> None:

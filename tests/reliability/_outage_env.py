@@ -174,6 +174,11 @@ class PlaneStarting:
 _SHARED: PlaneStarting | None = None
 
 
+def wants_plane(session: Any) -> bool:
+    """Whether a selected test of this session uses the ``plane`` fixture (test_outages)."""
+    return any("plane" in getattr(item, "fixturenames", ()) for item in session.items)
+
+
 class RestartablePostgres(PostgresServer):
     def down(self) -> None:
         """Stop the server (fast shutdown), keeping its data directory and port."""

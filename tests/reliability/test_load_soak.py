@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from smokegate.httpclient import HttpClient
-from tests.reliability._outage_env import PlaneStarting
+from tests.reliability._outage_env import PlaneStarting, wants_plane
 from tests.reliability._serve import figures_fixture, profile, rss_kib, sqlite_counts, start_serve
 from tests.server.support import ServeProcess, Target, flux_event, hook_headers, write_suites
 
@@ -191,7 +191,7 @@ def test_soak_of_scheduled_runs_keeps_rss_flat(
     tmp_path_factory: pytest.TempPathFactory,
     figures: dict[str, Any],
 ) -> None:
-    if any("reliability/test_outages.py" in item.nodeid for item in request.session.items):
+    if wants_plane(request.session):
         # The soak leaves the CPU mostly idle: start test_outages' control plane meanwhile.
         PlaneStarting.shared(tmp_path_factory)
     remaining = soak.started + soak.duration - time.monotonic()

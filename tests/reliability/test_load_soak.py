@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -213,7 +214,22 @@ def test_soak_of_scheduled_runs_keeps_rss_flat(
         "rssKiB": [kib for _, kib in samples],
         "growthAfterWarmup": f"{growth * 100:.1f}%",
     }
-    # The schedules did run (a soak of an idle server would prove little).
-    slots = int(elapsed // 10)
-    assert counts["runs"] >= SCHEDULES * max(1, slots - 2), counts
+    # The schedules did run (a soak of an idle server would prove little), every slot of
+    # every schedule: no slot skipped (a scheduler that woke a hair early, then a hair late,
+    # skipped one), none queued twice.
+    slots = _slots(soak.proc.workdir / "h.db")
+    figures["soak"]["slots"] = len(slots)
+    figures["soak"]["slotsSkipped"] = max(slots) - min(slots) + 1 - len(slots)
+    assert len(slots) >= int(elapsed // 10), slots
+    assert list(slots) == list(range(min(slots), max(slots) + 1)), slots
+    # (The last slot may be being queued right now.)
+    assert all(n == SCHEDULES for n in list(slots.values())[:-1]), slots
+    assert counts["runs"] >= SCHEDULES * (len(slots) - 2), counts
     assert growth <= 0.10, samples
+
+
+def _slots(db: Path) -> dict[int, int]:
+    """Jobs per schedule slot (the slot number is the part of the job's nonce after ':')."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+        rows = conn.execute("SELECT nonce FROM jobs WHERE trigger = 'schedule'").fetchall()
+    return dict(sorted(Counter(int(n.rsplit(":", 1)[1]) for (n,) in rows).items()))

@@ -26,6 +26,9 @@ from smokegate.store.base import Job, Store
 
 log = logging.getLogger("smokegate.server")
 
+SLOT_MARGIN = 0.1
+"""Seconds past a schedule's slot boundary at which the scheduler wakes (see ``_loop``)."""
+
 
 def worker_name() -> str:
     """Unique per process (a restarted pod is a new worker: its old leases must expire)."""
@@ -243,6 +246,8 @@ class Scheduler:
             except Exception as exc:
                 log.warning("scheduler: %s", exc)
             now = time.time()
-            # Sleep until the next slot boundary of any schedule (at least 1 s).
+            # Sleep until just after the next slot boundary of any schedule (at least 1 s).
+            # Just after: a timer firing a hair early computes the previous slot (a duplicate)
+            # and, a hair late the next time, the one after it: a slot silently skipped.
             waits = [s.every - (now % s.every) for s in self.config.schedules]
-            await asyncio.sleep(max(1.0, min(waits)))
+            await asyncio.sleep(max(1.0, min(waits)) + SLOT_MARGIN)

@@ -70,6 +70,7 @@ async def wait_for_release(
             # First read outside the retry loop: a wrong server, a bad token or a missing
             # permission is a configuration error to report now, not a reason to wait.
             hr = await _get(client, name, namespace, what)
+            last[0] = "read, not ready yet"
             failures = 0
             while True:
                 done = check(hr)
@@ -102,6 +103,12 @@ async def wait_for_release(
                 hr = await _get(client, name, namespace, what, transient_ok=True) or hr
     except TimeoutError:
         waited = format_duration(time.monotonic() - started)
+        if last[0] == "not read yet":
+            # The API server accepted the connection but never answered the first read: that
+            # is an unreachable cluster (exit 4), not a release that never became ready (3).
+            raise ClusterError(
+                f"{what}: the Kubernetes API did not answer within {waited} (--timeout)"
+            ) from None
         raise GateTimeout(f"{what} not ready after {waited} (--timeout): {last[0]}") from None
 
 

@@ -6,10 +6,12 @@ Writing is best-effort per report: one unwritable path does not lose the others.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import importlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +105,27 @@ def write_reports(run: RunResult, targets: list[ReportTarget], redactor: Redacto
             p = Path(t.path)
             if p.parent and not p.parent.exists():
                 p.parent.mkdir(parents=True, exist_ok=True)
-            with p.open("a" if t.append else "w", encoding="utf-8") as fh:
-                fh.write(text)
+            if t.append:
+                with p.open("a", encoding="utf-8") as fh:
+                    fh.write(text)
+            else:
+                _write_whole(p, text)
         except OSError as exc:
             errors.append(f"cannot write {t.format} report to {t.path}: {exc}")
         except Exception as exc:  # a reporter bug must not cost the other reports
             errors.append(f"cannot render {t.format} report: {type(exc).__name__}: {exc}")
     return errors
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a report cut short by a full disk is removed, since
+    CI would read a truncated JUnit file as a broken (or a shorter, passing) report."""
+    try:
+        with path.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        with contextlib.suppress(OSError):
+            # Only a regular file: never a device or a symlink (``junit=/dev/stdout``).
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                path.unlink()
+        raise

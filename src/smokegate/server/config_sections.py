@@ -300,6 +300,9 @@ class FluxWebhook(Model):
     """HelmRelease event reasons that start a run."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Larger bodies are refused with 413 (an event message is at most 39,000 characters)."""
+    body_timeout: Duration = 10.0
+    """A body not received in full within this long is refused with 408, so a client that
+    trickles its body (slow loris) does not hold a request open (Flux sends it at once)."""
 
 
 class WebhooksConfig(Model):

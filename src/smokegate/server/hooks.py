@@ -129,6 +129,18 @@ def parse_event(body: bytes) -> FluxEvent:
     )
 
 
+def check_content_type(header: str | None) -> None:
+    """``HookError(415)`` unless the body is declared JSON, as notification-controller always
+    declares it. Why refuse the rest: a browser can send a cross-site ``text/plain`` (or
+    untyped) POST without a CORS preflight; requiring ``application/json`` makes it preflight,
+    which this server never answers, so a web page cannot post events for a user inside the
+    cluster network (it matters most for an unsigned ``generic`` Provider)."""
+    media = (header or "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        shown = media[:60] or "none"
+        raise HookError(415, f"Content-Type must be application/json (got {shown})")
+
+
 async def read_body(receive_chunks: Any, content_length: str | None, limit: int) -> bytes:
     """The whole body, or ``HookError(413)`` as soon as it exceeds ``limit`` bytes (the
     declared length is checked first, so an oversized upload is refused before it is read)."""

@@ -94,7 +94,9 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         "400": _ERR,
                         "401": _ERR,
+                        "408": _ERR,
                         "413": _ERR,
+                        "415": _ERR,
                         "422": _ERR,
                     },
                 }

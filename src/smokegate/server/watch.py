@@ -170,9 +170,11 @@ class ReleaseWatcher:
             async with contextlib.aclosing(stream):
                 async for event, obj in stream:
                     hr = _plain(obj)
-                    version = (hr.get("metadata") or {}).get("resourceVersion") or version
                     if event in ("ADDED", "MODIFIED"):
                         await self.consider(hr)
+                    # Only once the event is handled: if queueing it failed (the store is
+                    # down), the resumed watch starts before it and delivers it again.
+                    version = (hr.get("metadata") or {}).get("resourceVersion") or version
         except Exception as exc:
             if _code(exc) == 410:
                 raise Gone() from None

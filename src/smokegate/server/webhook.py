@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from smokegate.server.hooks import HookError, parse_event, read_body, verify_signature
+from smokegate.server.hooks import (
+    HookError,
+    check_content_type,
+    parse_event,
+    read_body,
+    verify_signature,
+)
 from smokegate.server.http import JSON, client_address, error, store_unavailable, valid_release
 from smokegate.server.state import ServerState, state_of
 
@@ -19,9 +26,8 @@ async def flux_hook(request: Request) -> Response:
     state = state_of(request)
     cfg = state.config.webhooks.flux
     try:
-        body = await read_body(
-            request.stream(), request.headers.get("content-length"), cfg.max_body_bytes
-        )
+        check_content_type(request.headers.get("content-type"))
+        body = await _receive(request, cfg.max_body_bytes, cfg.body_timeout)
         if state.webhook_secrets:
             verify_signature(body, request.headers.get("x-signature"), state.webhook_secrets)
         event = parse_event(body)
@@ -62,6 +68,18 @@ async def flux_hook(request: Request) -> Response:
         },
         status_code=202,
     )
+
+
+async def _receive(request: Request, limit: int, timeout: float) -> bytes:
+    """The body within ``timeout`` seconds (408 otherwise); a client gone mid-body is a 400
+    for the log (nobody reads the answer), not a traceback."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await read_body(request.stream(), request.headers.get("content-length"), limit)
+    except TimeoutError:
+        raise HookError(408, f"body not received within {timeout:g}s") from None
+    except ClientDisconnect:
+        raise HookError(400, "client disconnected before sending the whole body") from None
 
 
 def _ignore_reason(state: ServerState, event: Any) -> str | None:

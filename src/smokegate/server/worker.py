@@ -26,6 +26,9 @@ from smokegate.store.base import Job, Store
 
 log = logging.getLogger("smokegate.server")
 
+SLOT_MARGIN = 0.1
+"""Seconds past a schedule's slot boundary at which the scheduler wakes (see ``_loop``)."""
+
 
 def worker_name() -> str:
     """Unique per process (a restarted pod is a new worker: its old leases must expire)."""
@@ -94,6 +97,10 @@ class Worker:
                 continue
             # Another job may be waiting right behind this one: let a sibling slot look too.
             self._wake.set()
+            if job.id in self.running:
+                # Its lease ran out while a sibling slot of this process still holds its run
+                # (saving it after a store outage): that slot will finish the job.
+                continue
             await self._process(job)
 
     async def _process(self, job: Job) -> None:
@@ -135,11 +142,7 @@ class Worker:
             raise
         finally:
             heartbeat.cancel()
-        try:
-            saved = await self.store.finish(job.id, self.name, outcome.run)
-        except Exception as exc:
-            log.error("job %s: cannot save its run: %s (the job will be retried)", job.id, exc)
-            saved = False
+        saved = await self._save(job, outcome)
         self.running.pop(job.id, None)
         if saved and outcome.run is not None:
             self.metrics.run_finished(job.trigger, outcome.run.verdict)
@@ -153,6 +156,29 @@ class Worker:
             )
         if self._on_finished is not None:
             self._on_finished(job)
+
+    async def _save(self, job: Job, outcome: Outcome) -> bool:
+        """Finish the job with its run. While the store is down the run is kept in memory and
+        the save retried (with backoff) until the store answers, so a result produced during
+        an outage is written after it instead of being thrown away and re-run. The store still
+        decides: if the lease was lost meanwhile (another replica re-ran the job), it answers
+        False and that replica's run counts. On shutdown the run is dropped: the job's lease
+        runs out and it is run again, so nothing is lost either way."""
+        failures = 0
+        while True:
+            try:
+                return await self.store.finish(job.id, self.name, outcome.run)
+            except Exception as exc:
+                failures += 1
+                if self._stopping:
+                    log.error("job %s: cannot save its run: %s (it will run again)", job.id, exc)
+                    return False
+                delay = min(0.25 * 2**failures, 2.0)
+                if failures == 1:
+                    log.warning("job %s: cannot save its run yet: %s; retrying", job.id, exc)
+                await asyncio.sleep(delay)
+                if failures % 20 == 0:
+                    log.warning("job %s: still cannot save its run: %s", job.id, exc)
 
     async def _heartbeat(
         self, job: Job, run_task: asyncio.Task[Outcome], lost: asyncio.Event
@@ -220,6 +246,8 @@ class Scheduler:
             except Exception as exc:
                 log.warning("scheduler: %s", exc)
             now = time.time()
-            # Sleep until the next slot boundary of any schedule (at least 1 s).
+            # Sleep until just after the next slot boundary of any schedule (at least 1 s).
+            # Just after: a timer firing a hair early computes the previous slot (a duplicate)
+            # and, a hair late the next time, the one after it: a slot silently skipped.
             waits = [s.every - (now % s.every) for s in self.config.schedules]
-            await asyncio.sleep(max(1.0, min(waits)))
+            await asyncio.sleep(max(1.0, min(waits)) + SLOT_MARGIN)

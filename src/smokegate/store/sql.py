@@ -360,6 +360,23 @@ class SqlStore:
                 doomed = select(ranked.c.id).where(ranked.c.rn > max_runs_per_release)
                 res = await conn.execute(delete(runs).where(runs.c.id.in_(doomed)))
                 removed += res.rowcount or 0
+                # Their jobs too, or a schedule (one job per slot) grows the jobs table
+                # forever when only the count is bounded (maxAge: null). A done job is dedup
+                # memory; the newest one of each (release, trigger) stays, so a watch re-list
+                # still finds the current revision tested.
+                newest = (
+                    select(func.max(jobs.c.id))
+                    .where(jobs.c.state == JobState.DONE.value)
+                    .group_by(jobs.c.release, jobs.c.trigger)
+                )
+                await conn.execute(
+                    delete(jobs).where(
+                        jobs.c.state == JobState.DONE.value,
+                        jobs.c.run_id.is_not(None),
+                        ~select(runs.c.id).where(runs.c.id == jobs.c.run_id).exists(),
+                        jobs.c.id.not_in(newest),
+                    )
+                )
         return removed
 
 

@@ -77,6 +77,22 @@ async def test_enqueue_dedups_on_release_revision_trigger(store: SqlStore) -> No
     assert job is not None and job.payload == {"reason": "x"} and job.namespace == "apps"
 
 
+async def test_a_deployment_is_claimed_before_a_burst_of_schedule_slots(store: SqlStore) -> None:
+    """Every schedule of one interval queues its slot at the same moment; a release that
+    became Ready just after must not wait behind all of them (bench/serve_scale.py: p99
+    Ready->first check went from 14 s to under a second with 500 schedules)."""
+    for i in range(5):
+        await store.enqueue(f"apps/r{i}", "", "schedule", nonce=f"every:{i}")
+    watch = await store.enqueue("apps/r3", "2.0.0", "watch")
+    hook = await store.enqueue("apps/r4", "2.0.0", "webhook")
+    order = []
+    while (job := await store.claim("w", 30)) is not None:
+        order.append((job.trigger, job.release))
+    assert order[:2] == [("watch", "apps/r3"), ("webhook", "apps/r4")]
+    assert order[2:] == [("schedule", f"apps/r{i}") for i in range(5)]  # then oldest first
+    assert watch.job_id < hook.job_id
+
+
 async def test_concurrent_enqueues_from_two_replicas_make_one_job_per_key(store_url: str) -> None:
     replicas = [SqlStore(store_url), SqlStore(store_url)]
     for r in replicas:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     and_,
+    case,
     delete,
     event,
     func,
@@ -195,7 +196,12 @@ class SqlStore:
             and_(jobs.c.state == JobState.QUEUED.value, jobs.c.available_at <= now),
             and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_until < now),
         )
-        pick = select(jobs.c.id).where(runnable).order_by(jobs.c.id).limit(1)
+        # A deployment waiting for its verdict (webhook, watch, manual, gates) goes before
+        # scheduled runs: every schedule of one interval queues its slot at the same instant,
+        # and behind such a burst (500 releases: minutes of runs) a release Ready now would
+        # wait for all of it. Within each class, oldest first.
+        scheduled = case((jobs.c.trigger == "schedule", 1), else_=0)
+        pick = select(jobs.c.id).where(runnable).order_by(scheduled, jobs.c.id).limit(1)
         if self.dialect == "postgresql":
             # Rows another replica is claiming right now are skipped, not waited for.
             pick = pick.with_for_update(skip_locked=True)

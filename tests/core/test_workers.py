@@ -246,6 +246,42 @@ def test_ctrl_c_stops_every_worker_and_still_reports(nginx: NginxServer, tmp_pat
     assert workers.stdout == "", "a worker process outlived the run"
 
 
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """A CI timeout may SIGKILL smokegate: its workers see their control pipe close, stop
+    their checks (killing the checks' processes) and exit; nothing is left running."""
+    marker = f"{os.getpid() % 1000 + 7}.{time.time_ns() % 1000:03d}"
+    suite = write_suite(
+        tmp_path,
+        f"""
+        - {{name: a, timeout: 60s, exec: {{command: "sleep {marker}"}}}}
+        - {{name: b, timeout: 60s, exec: {{command: "sleep {marker}"}}}}
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smokegate", "run", str(suite), "-j", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def running(pattern: str) -> list[str]:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+        return found.stdout.split()
+
+    for _ in range(150):
+        if len(running(f"sleep {marker}")) >= 2:
+            break
+        time.sleep(0.1)
+    assert len(running(f"sleep {marker}")) >= 2
+    assert len(running(str(suite))) == 3  # the parent and its two workers
+    proc.kill()
+    proc.wait(10)
+    for _ in range(100):
+        if not running(str(suite)) and not running(f"sleep {marker}"):
+            break
+        time.sleep(0.1)
+    assert running(str(suite)) == [], "a worker outlived its parent"
+    assert running(f"sleep {marker}") == [], "a check's process outlived the run"
+
+
 def test_workers_flag_values(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, '- {name: a, exec: {command: ["true"]}}')
     bad = run_cli("run", str(suite), "-j", "0")

@@ -6,7 +6,7 @@
 
 Why fork after planning: the workers inherit the compiled plan (and the Secrets already read)
 copy-on-write, so nothing is compiled twice and no check is pickled; only results travel, in
-batches (``_BATCH`` results, or whatever finished within ``_FLUSH`` seconds; a failure at once,
+batches (``shard_worker``: 256 results, or whatever finished within 50 ms; a failure at once,
 for the live console and ``--fail-fast``). bench/workers.py measures this against a worker that
 re-plans the suites itself and against pickling the checks.
 
@@ -26,9 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import pickle
 import signal
-import struct
 import sys
 import time
 import uuid
@@ -37,13 +35,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smokegate.api import RunPlan, RunSettings, execute_plan
+from smokegate.app.shard_worker import Frames, send, worker_main
 from smokegate.core.results import CheckResult, RunResult, Status, SuiteInfo
 from smokegate.engine.shard import crashed_result, partition, split_concurrency
 
 __all__ = ["ShardedRun", "execute_sharded"]
 
-_BATCH = 256
-_FLUSH = 0.05  # seconds
 _GRACE = 10.0  # seconds a worker has to report what finished after an interrupt
 
 
@@ -142,7 +139,7 @@ class _Parent:
         self.observer = observer
         self.results: dict[int, CheckResult] = {}
         self.procs: list[Any] = []
-        self.outs: list[_Frames] = []
+        self.outs: list[Frames] = []
         self.controls: list[int] = []
         self.open: set[int] = set()
         self.done: set[int] = set()
@@ -152,6 +149,7 @@ class _Parent:
         self.stopped = False
         self.fail_fast = False
         self.started = False
+        self.failure: Exception | None = None
         self._wake = asyncio.Event()
 
     def start(
@@ -163,13 +161,14 @@ class _Parent:
         namespace: str | None,
     ) -> None:
         self.fail_fast = settings.fail_fast
-        # The parent's ends of the earlier workers' pipes: the child closes its copies, or a
-        # worker would keep another's control pipe open after the parent died.
-        others = [*(f.fd for f in self.outs), *self.controls]
         out_r, out_w = os.pipe()
         ctl_r, ctl_w = os.pipe()
+        # The child closes its copies of the parent's pipe ends, its own and the earlier
+        # workers': while any process holds a control pipe's write end, that worker never sees
+        # it close when the parent dies (a SIGKILLed parent would leave it running).
+        others = [out_r, ctl_w, *(f.fd for f in self.outs), *self.controls]
         proc = self.mp.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(self.plan, indices, settings, kube_factory, namespace, out_w, ctl_r, others),
             name=f"smokegate-worker-{s + 1}",
             daemon=True,
@@ -178,7 +177,7 @@ class _Parent:
         os.close(out_w)  # the parent keeps only its own ends: EOF then means the worker is gone
         os.close(ctl_r)
         self.procs.append(proc)
-        self.outs.append(_Frames(out_r))
+        self.outs.append(Frames(out_r))
         self.controls.append(ctl_w)
         self.open.add(s)
 
@@ -194,14 +193,20 @@ class _Parent:
             while self.open:
                 self._wake.clear()
                 await self._wake.wait()
+                if self.failure is not None:
+                    raise self.failure
         finally:
             for s in self.open:
                 loop.remove_reader(self.outs[s].fd)
 
     def _readable(self, s: int) -> None:
         frames = self.outs[s]
-        for message in frames.read():
-            self._handle(s, message)
+        try:
+            for message in frames.read():
+                self._handle(s, message)
+        except Exception as exc:  # an observer's bug: fail the run as in one process
+            self.failure = exc
+            self._wake.set()
         if frames.eof:
             asyncio.get_running_loop().remove_reader(frames.fd)
             self._gone(s)
@@ -277,7 +282,7 @@ class _Parent:
     def _tell(self, t: int, message: tuple[Any, ...]) -> None:
         if t in self.open:
             with contextlib.suppress(OSError):  # gone already: its pipe says so
-                _send(self.controls[t], message)
+                send(self.controls[t], message)
 
     def reap(self) -> None:
         """No worker outlives the run: the ones still there after the grace period are
@@ -297,189 +302,3 @@ class _Parent:
 
     def merged(self) -> list[CheckResult]:
         return [self.results[i] for i in range(len(self.plan.checks)) if i in self.results]
-
-
-# --- the wire: length-prefixed pickles over pipes --------------------------------------------
-# Plain pipes rather than multiprocessing.Connection: the event loop makes a descriptor it
-# watches non-blocking, and Connection.recv then fails on a message that arrived in parts.
-
-_HEAD = struct.Struct("!I")
-
-
-def _send(fd: int, message: tuple[Any, ...]) -> None:
-    """One message, whole (a blocking descriptor: only the reading side is an event loop's)."""
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_HEAD.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-class _Frames:
-    """The messages on a (non-blocking) descriptor, as they come: ``read`` when readable."""
-
-    __slots__ = ("buf", "eof", "fd")
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.buf = bytearray()
-        self.eof = False
-
-    def read(self) -> list[tuple[Any, ...]]:
-        try:
-            chunk = os.read(self.fd, 1 << 20)
-        except BlockingIOError:
-            return []
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self.eof = True
-            return []
-        buf = self.buf
-        buf += chunk
-        out = []
-        start = 0
-        while len(buf) - start >= _HEAD.size:
-            (n,) = _HEAD.unpack_from(buf, start)
-            end = start + _HEAD.size + n
-            if end > len(buf):
-                break
-            out.append(pickle.loads(memoryview(buf)[start + _HEAD.size : end]))
-            start = end
-        del buf[:start]
-        return out
-
-
-# --- the worker process ---------------------------------------------------------------------
-
-
-def _worker_main(
-    plan: RunPlan,
-    indices: list[int],
-    settings: RunSettings,
-    kube_factory: Any,
-    namespace: str | None,
-    out: int,
-    control: int,
-    others: list[int],
-) -> None:
-    """A forked worker: its shard, on its own event loop; never returns (``os._exit``)."""
-    # The parent's event loop woke on signals through this fd; this process has its own loop.
-    signal.set_wakeup_fd(-1)
-    # The parent decides about Ctrl-C (it reaches the whole process group): without this, a
-    # worker would stop on its own and its checks be reported before the parent knows why.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in others:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    code = 0
-    try:
-        from smokegate.core.loop import run_async
-
-        sub = RunPlan(plan.suites, [plan.checks[i] for i in indices], plan.pulled_in, plan.redactor)
-        interrupted = run_async(
-            _work(sub, indices, settings, kube_factory, namespace, out, control)
-        )
-        _send(out, ("done", interrupted))
-    except BaseException as exc:  # report it, then exit: the parent turns it into a crash
-        code = 4
-        try:
-            text = f"{type(exc).__name__}: {exc}"
-            _send(out, ("error", text))
-        except BaseException:
-            pass
-    os._exit(code)
-
-
-async def _work(
-    plan: RunPlan,
-    indices: list[int],
-    settings: RunSettings,
-    kube_factory: Any,
-    namespace: str | None,
-    out: int,
-    control: int,
-) -> bool:
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    forward = _Forward(out, {c.id: i for c, i in zip(plan.checks, indices, strict=True)}, loop)
-
-    frames = _Frames(control)
-
-    def on_control() -> None:
-        for message in frames.read():
-            if message[0] == "stop":
-                forward.stop(message[1])
-            elif message[0] == "interrupt":
-                task.cancel()
-        if frames.eof:  # the parent is gone: stop, report nothing more
-            loop.remove_reader(control)
-            forward.parent_gone = True
-            task.cancel()
-
-    loop.add_reader(control, on_control)
-    try:
-        run = await execute_plan(
-            plan, settings, observer=forward, kube_factory=kube_factory, namespace=namespace
-        )
-    except asyncio.CancelledError:  # before the scheduler ran: the parent skips the shard
-        return True
-    finally:
-        if not forward.parent_gone:
-            loop.remove_reader(control)
-    forward.flush()
-    return bool(run.interrupted)
-
-
-class _Forward:
-    """The worker's engine observer: results to the parent in batches, retries at once."""
-
-    def __init__(self, out: int, index: dict[str, int], loop: asyncio.AbstractEventLoop) -> None:
-        self.out = out
-        self.index = index
-        self.loop = loop
-        self.batch: list[tuple[int, CheckResult]] = []
-        self.timer: asyncio.TimerHandle | None = None
-        self.scheduler: Any = None
-        self.stop_reason: str | None = None
-        self.parent_gone = False
-
-    def attach(self, scheduler: Any) -> None:
-        self.scheduler = scheduler
-        if self.stop_reason is not None:
-            scheduler.stop(self.stop_reason)
-
-    def stop(self, reason: str) -> None:
-        """Another shard failed under ``--fail-fast``: stop as if this one had."""
-        self.stop_reason = reason
-        if self.scheduler is not None:
-            self.scheduler.stop(reason)
-
-    def on_start(self, checks: Any) -> None:
-        pass
-
-    def on_retry(self, check: Any, attempt: Any) -> None:
-        self._send(("retry", self.index[check.id], attempt))
-
-    def on_result(self, result: CheckResult) -> None:
-        self.batch.append((self.index[result.id], result))
-        if len(self.batch) >= _BATCH or result.status in (Status.FAILED, Status.ERROR):
-            self.flush()
-        elif self.timer is None:
-            self.timer = self.loop.call_later(_FLUSH, self.flush)
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.batch:
-            batch, self.batch = self.batch, []
-            self._send(("results", batch))
-
-    def _send(self, message: tuple[Any, ...]) -> None:
-        if self.parent_gone:
-            return
-        try:
-            _send(self.out, message)
-        except OSError:  # BrokenPipeError: the parent is gone
-            self.parent_gone = True

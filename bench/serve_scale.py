@@ -189,12 +189,13 @@ def live_bytes(db: Path) -> int:
     return int((pages - free) * size)
 
 
-def runs_since(db: Path, since: float) -> int:
+def runs_since(db: Path, since: float) -> dict[str, int]:
+    """Runs finished since ``since``, by trigger."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        n: int = conn.execute(
-            "SELECT count(*) FROM runs WHERE finished_at >= ?", (since,)
-        ).fetchone()[0]
-    return n
+        rows = conn.execute(
+            "SELECT trigger, count(*) FROM runs WHERE finished_at >= ? GROUP BY trigger", (since,)
+        ).fetchall()
+    return {str(t): int(n) for t, n in rows}
 
 
 def fill_history(db: Path, serve: ServeProcess, target: int, releases: int) -> int:
@@ -258,7 +259,9 @@ def main() -> int:
     ap.add_argument("--upgrades", type=float, default=1.0, help="upgrades per second")
     ap.add_argument("--history", type=int, default=10_000, help="runs kept in the history")
     ap.add_argument("--retention-interval", type=int, default=30, help="seconds")
-    ap.add_argument("--serve-workers", type=int, default=4, help="serve's worker.concurrency")
+    ap.add_argument(
+        "--serve-workers", type=int, default=8, help="serve's worker.concurrency (runs in flight)"
+    )
     args = ap.parse_args()
     per_minute = args.releases * args.checks * 60 / args.every
     print(
@@ -369,7 +372,9 @@ def _measure(
     window = time.monotonic() - t_start
     _, cpu1 = proc_sample(pid)
     runs_end = count_runs(db)
-    in_window = runs_since(db, epoch_start)
+    by_trigger = runs_since(db, epoch_start)
+    in_window = sum(by_trigger.values())
+    slots = int((epoch_start + window) // args.every) - int(epoch_start // args.every)
     size1 = live_bytes(db)
     depth_end = queue_depth(serve)
     # Let the last upgrades' runs finish, then read when each one's first check started.
@@ -385,7 +390,11 @@ def _measure(
     print(f"rss_mb_max={max(r for r, _ in samples):.1f}")
     print(f"rss_mb_end={rss_end:.1f}")
     print(f"cpu_core_pct={cpu_pct:.1f}")
-    print(f"runs_in_window={in_window}  ({in_window / window * 60:.0f}/min)")
+    print(f"runs_in_window={in_window}  ({in_window / window * 60:.0f}/min)  {by_trigger}")
+    print(
+        f"schedule_runs={by_trigger.get('schedule', 0)}  expected={slots * args.releases}  "
+        f"({slots} slot boundaries in the window)"
+    )
     print(f"cpu_ms_per_run={(cpu1 - cpu0) / max(1, in_window) * 1000:.1f}")
     print(f"checks_cpu_core_pct={checks_cpu / 60 * 100:.1f}")
     print(f"ready_to_first_check_p50_s={_pct(latencies, 50):.3f}")

@@ -114,6 +114,37 @@ def test_a_failing_suite_fails_the_same_way_with_two_workers(
     assert "FAILED 40 passed, 7 failed, 2 skipped" in r2.out
 
 
+def test_secrets_stay_redacted_with_two_workers(nginx: NginxServer, tmp_path: Path) -> None:
+    """nginx echoes the secret header back in a failing body: the workers scrub results
+    before they cross the pipe, and no output or report shows the value."""
+    token = "tok-s3cr3t-value-" + str(os.getpid())
+    suite = write_suite(
+        tmp_path,
+        f"""
+        - name: echo
+          matrix: {{i: {{range: [0, 4]}}}}
+          http:
+            url: "{nginx.url}/headers?i=${{i}}"
+            headers: {{X-Custom: "${{token}}"}}
+            expect: {{json: {{"$.x_custom": "something else"}}}}
+        """,
+        extra_spec='vars:\n  token: {value: "${env:SG_TEST_TOKEN}", secret: true}',
+    )
+    env = {"SG_TEST_TOKEN": token}
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    r1 = run_cli("run", str(suite), "-j", "1", "-v", "--report", f"json={one}", env=env)
+    r2 = run_cli(
+        "run", str(suite), "-j", "2", "-v", "--report", f"json={two}",
+        "--report", f"junit={tmp_path / 'two.xml'}", env=env,
+    )  # fmt: skip
+    assert r1.code == r2.code == 1, r1.text + r2.text
+    assert _outcome(_report(one)) == _outcome(_report(two))
+    for text in (r2.out, r2.err, two.read_text(), (tmp_path / "two.xml").read_text()):
+        assert token not in text
+    # The echoed value reached the evidence, masked.
+    assert _report(two)["results"][0]["evidence"][0]["actual"] == '"***"'
+
+
 def test_checks_linked_by_needs_share_a_shard(nginx: NginxServer, tmp_path: Path) -> None:
     suite = write_suite(tmp_path, MIXED.format(url=nginx.url))
     plan = plan_run([str(suite)])

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench bench-premerge deps kube-env clean
+.PHONY: demo test test-fast lint bench bench-premerge bench-serve deps kube-env clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: $(VENV)/.dev deps
 # `smokegate validate` on 50 HelmReleases against the `helm template` loop (docs/premerge.md).
 bench-premerge: $(VENV)/.dev kube-env
 	$(BIN)/python bench/premerge.py
+
+# `smokegate serve` with 500 HelmReleases on the test apiserver and 5,000 checks a minute for
+# 3 minutes: RSS, CPU, Ready→first-check latency, store growth (bench/serve_scale.py; pass
+# e.g. BENCH_SERVE_ARGS='--duration 30' for a short run).
+bench-serve: $(VENV)/.dev deps kube-env
+	$(BIN)/python bench/serve_scale.py $(BENCH_SERVE_ARGS)
 
 clean:
 	rm -rf $(VENV) smokegate-demo-reports bench/out .pytest_cache .ruff_cache .import_linter_cache

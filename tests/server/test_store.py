@@ -77,6 +77,22 @@ async def test_enqueue_dedups_on_release_revision_trigger(store: SqlStore) -> No
     assert job is not None and job.payload == {"reason": "x"} and job.namespace == "apps"
 
 
+async def test_a_deployment_is_claimed_before_a_burst_of_schedule_slots(store: SqlStore) -> None:
+    """Every schedule of one interval queues its slot at the same moment; a release that
+    became Ready just after must not wait behind all of them (bench/serve_scale.py: p99
+    Ready->first check went from 14.4 s to 0.5 s with 500 schedules)."""
+    for i in range(5):
+        await store.enqueue(f"apps/r{i}", "", "schedule", nonce=f"every:{i}")
+    watch = await store.enqueue("apps/r3", "2.0.0", "watch")
+    hook = await store.enqueue("apps/r4", "2.0.0", "webhook")
+    order = []
+    while (job := await store.claim("w", 30)) is not None:
+        order.append((job.trigger, job.release))
+    assert order[:2] == [("watch", "apps/r3"), ("webhook", "apps/r4")]
+    assert order[2:] == [("schedule", f"apps/r{i}") for i in range(5)]  # then oldest first
+    assert watch.job_id < hook.job_id
+
+
 async def test_concurrent_enqueues_from_two_replicas_make_one_job_per_key(store_url: str) -> None:
     replicas = [SqlStore(store_url), SqlStore(store_url)]
     for r in replicas:
@@ -180,6 +196,39 @@ async def test_retention_by_age_and_count(store: SqlStore) -> None:
     assert removed == 3
     assert [r.id for r in await store.list_runs("apps/a")] == ["a5", "a4", "a3", "a2"]
     assert await store.list_runs("apps/b") == []
+
+
+async def test_retention_by_count_bounds_a_schedules_jobs_too(store: SqlStore) -> None:
+    """A schedule queues one job per slot; with only a count limit (maxAge: null) the history
+    (runs and jobs) must stay within it however many slots pass, and the newest job of each
+    (release, trigger) stays as dedup memory (a watch re-list must not re-run it)."""
+    from sqlalchemy import func, select
+
+    from smokegate.store.tables import jobs, runs
+
+    now = time.time()
+    watch = await store.enqueue("apps/a", "1.0.0", "watch")
+    claimed = await store.claim("w", 30)
+    assert claimed is not None and claimed.id == watch.job_id
+    await store.finish(claimed.id, "w", new_run("watch-run", "apps/a", "1.0.0", at=now - 500))
+    for slot in range(40):
+        queued = await store.enqueue("apps/a", "", "schedule", nonce=f"every:{slot}")
+        job = await store.claim("w", 30)
+        assert job is not None and job.id == queued.job_id
+        await store.finish(job.id, "w", new_run(f"s{slot}", "apps/a", "", at=now - 400 + slot))
+        await store.prune(max_age=None, max_runs_per_release=5, now=now)
+
+    async with store.engine.connect() as conn:
+        n_runs = (await conn.execute(select(func.count()).select_from(runs))).scalar_one()
+        done = (await conn.execute(select(jobs.c.trigger, jobs.c.nonce))).all()
+    assert n_runs == 5
+    assert [r.id for r in await store.list_runs("apps/a")] == [f"s{i}" for i in range(39, 34, -1)]
+    # The five jobs of the kept runs, plus the watch job (its run is gone, but it is the newest
+    # watch job of apps/a): re-announcing revision 1.0.0 is still a duplicate.
+    assert len(done) == 6
+    assert ("watch", "") in done
+    again = await store.enqueue("apps/a", "1.0.0", "watch")
+    assert not again.created
 
 
 async def test_migrations_are_idempotent_and_safe_for_concurrent_starts(store_url: str) -> None:

@@ -15,7 +15,8 @@ exit codes:
   1  at least one check failed (or errored)
   2  usage or suite error: nothing ran
   3  the target never became ready (gate timeout or terminal Flux failure)
-  4  internal error, or the Kubernetes API refused or could not be reached
+  4  internal error (a --workers process died, too), or the Kubernetes API refused or could
+     not be reached
   130 interrupted (Ctrl-C); reports still hold what finished
 """
 
@@ -84,7 +85,7 @@ def add_selection_args(p: argparse.ArgumentParser, *, with_list: bool = True) ->
         )
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
+def add_run_args(p: argparse.ArgumentParser, *, workers: bool = False) -> None:
     g = p.add_argument_group("execution")
     g.add_argument(
         "-c",
@@ -94,6 +95,17 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="checks in flight at once (default: 32)",
     )
+    if workers:
+        g.add_argument(
+            "-j",
+            "--workers",
+            type=_workers,
+            default=1,
+            metavar="N|auto",
+            help="split the run across N processes, one event loop each (auto: one per usable "
+            "CPU); -c is shared out between them, checks linked by needs stay together, one "
+            "merged report in the same order (default: 1, this process)",
+        )
     g.add_argument(
         "-x",
         "--fail-fast",
@@ -130,7 +142,30 @@ def add_report_args(
     r.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR also works)")
 
 
+def _workers(value: str) -> int:
+    """``-j N`` or ``-j auto`` (0 here: resolved to the usable CPUs when the run starts)."""
+    if value == "auto":
+        return 0
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: use a number or 'auto'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: at least 1 (or 'auto')")
+    return n
+
+
 # --- flags -> library values (imported only by the command that runs) -------------------------
+
+
+def workers(args: argparse.Namespace) -> int:
+    """``-j``: the number of worker processes (``auto``: the CPUs this process may use)."""
+    n: int = getattr(args, "workers", 1)
+    if n == 0:
+        from smokegate.engine.shard import usable_cpus
+
+        return usable_cpus()
+    return n
 
 
 def selection(args: argparse.Namespace) -> Any:

@@ -37,12 +37,13 @@ def add_run_parser(sub: Any) -> None:
         "  smokegate run suites/\n"
         "  smokegate run suite.yaml -t smoke --report junit=out/junit.xml\n"
         "  smokegate run suite.yaml -k 'api-*' --var base=http://localhost:8080\n"
+        "  smokegate run big-matrix.yaml -j auto -c 200\n"
         "  smokegate run --in-cluster -n apps suites/ --service-account smokegate\n",
     )
     add_suite_args(p, suites_required=False)
     add_discover_options(p)
     add_selection_args(p)
-    add_run_args(p)
+    add_run_args(p, workers=True)
     add_kube_args(
         p,
         namespace_help="default namespace for `kube` checks and Secret references "
@@ -81,8 +82,10 @@ def add_schema_parser(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from smokegate.api import kube_factory_for, parse_vars, plan_suites, plan_suites_with_cluster
+    from smokegate.cli._args import workers
     from smokegate.cli._output import print_list, run_and_report
     from smokegate.cli.discover import suites_with_discovery
+    from smokegate.core.errors import UsageError
 
     raws = suites_with_discovery(args)  # each suite file parsed once, here
     kube = kube_options(args)
@@ -91,7 +94,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return print_list(
             plan_suites(raws, cli_vars=parse_vars(args.var), selection=selection(args), lint=True)
         )
+    n_workers = workers(args)
     if args.in_cluster:
+        if args.workers != 1:
+            raise UsageError("--workers: not with --in-cluster (the run is one pod's)")
         from smokegate.api import read_stdin_once
         from smokegate.cli._incluster import run_in_cluster_and_report
 
@@ -115,9 +121,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not plan.checks:
         print("smokegate: no checks selected", file=sys.stderr)
         return 2 if not selection(args).empty else 0
-    code, run = run_and_report(
-        plan, args, kube_factory=kube_factory_for(plan, kube), namespace=args.namespace
-    )
+    if n_workers > 1:
+        code, run = run_sharded_and_report(
+            plan, args, n_workers, kube_factory=kube_factory_for(plan, kube)
+        )
+    else:
+        code, run = run_and_report(
+            plan, args, kube_factory=kube_factory_for(plan, kube), namespace=args.namespace
+        )
     if args.log_report:
         # After everything else this run prints: the block is the log's last lines.
         from smokegate.report import redacted
@@ -128,6 +139,39 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.write(encode(render(redacted(run, plan.redactor))))
         sys.stdout.flush()
     return code
+
+
+def run_sharded_and_report(
+    plan: Any, args: argparse.Namespace, n_workers: int, *, kube_factory: Any
+) -> tuple[int, Any]:
+    """``run_and_report`` across ``n_workers`` processes (``app.shard``): the same console and
+    reports from the merged run; a worker that died makes the exit code 4."""
+    from smokegate.api import exit_code
+    from smokegate.app.shard import execute_sharded
+    from smokegate.cli._args import run_settings
+    from smokegate.cli._output import ConsoleRun, err
+    from smokegate.core.loop import run_async
+
+    settings = run_settings(args)
+    console_run = ConsoleRun(args)
+    sharded = run_async(
+        execute_sharded(
+            plan,
+            settings,
+            n_workers,
+            observer=console_run.observer(plan),
+            kube_factory=kube_factory,
+            namespace=args.namespace,
+            on_note=err,
+        )
+    )
+    errors = console_run.finish(sharded.run, plan)
+    for crash in sharded.crashes:
+        err(crash)
+    code = exit_code(sharded.run, errors)
+    if sharded.crashes and code != 130:
+        code = 4
+    return code, sharded.run
 
 
 def cmd_lint(args: argparse.Namespace) -> int:

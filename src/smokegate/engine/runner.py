@@ -290,10 +290,7 @@ class Scheduler:
             and self.options.fail_fast
             and self.stop_reason is None
         ):
-            self.stop_reason = f"not run: --fail-fast after {result.name!r} failed"
-            for task, check in self.inflight.items():
-                if check.id != result.id:
-                    task.cancel()
+            self.stop(f"not run: --fail-fast after {result.name!r} failed", but=result.id)
         for dep_id in self.dependents.get(result.id, ()):
             self.waiting[dep_id] -= 1
             dependent = self.by_id[dep_id]
@@ -303,6 +300,18 @@ class Scheduler:
                     self._finish(_skipped(dependent, f"needs {result.name!r}, which {what}"))
             elif self.waiting[dep_id] == 0 and dep_id not in self.results:
                 self.ready.append(dependent)
+        self.wakeup.set()
+
+    def stop(self, reason: str, *, but: str | None = None) -> None:
+        """Start no more checks and cancel the running ones (except ``but``): what
+        ``--fail-fast`` does, also on request from outside (another shard's failure,
+        ``app.shard``). Checks not run are skipped with ``reason``."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        for task, check in self.inflight.items():
+            if check.id != but:
+                task.cancel()
         self.wakeup.set()
 
     async def _worker(self, fns: dict[str, RunFn]) -> None:
@@ -378,6 +387,11 @@ async def execute(
         context=dict(context or {}),
     )
     scheduler = Scheduler(checks, ctx, options or RunOptions(), observer or _Null())
+    # An observer that can stop the run from outside (a shard worker told by its parent that
+    # another shard failed under --fail-fast) gets the scheduler first.
+    attach = getattr(observer, "attach", None)
+    if attach is not None:
+        attach(scheduler)
     try:
         run.results, run.interrupted = await scheduler.run()
     finally:

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     and_,
+    case,
     delete,
     event,
     func,
@@ -195,7 +196,12 @@ class SqlStore:
             and_(jobs.c.state == JobState.QUEUED.value, jobs.c.available_at <= now),
             and_(jobs.c.state == JobState.RUNNING.value, jobs.c.lease_until < now),
         )
-        pick = select(jobs.c.id).where(runnable).order_by(jobs.c.id).limit(1)
+        # A deployment waiting for its verdict (webhook, watch, manual, gates) goes before
+        # scheduled runs: every schedule of one interval queues its slot at the same instant,
+        # and behind such a burst (500 releases: minutes of runs) a release Ready now would
+        # wait for all of it. Within each class, oldest first.
+        scheduled = case((jobs.c.trigger == "schedule", 1), else_=0)
+        pick = select(jobs.c.id).where(runnable).order_by(scheduled, jobs.c.id).limit(1)
         if self.dialect == "postgresql":
             # Rows another replica is claiming right now are skipped, not waited for.
             pick = pick.with_for_update(skip_locked=True)
@@ -360,6 +366,23 @@ class SqlStore:
                 doomed = select(ranked.c.id).where(ranked.c.rn > max_runs_per_release)
                 res = await conn.execute(delete(runs).where(runs.c.id.in_(doomed)))
                 removed += res.rowcount or 0
+                # Their jobs too, or a schedule (one job per slot) grows the jobs table
+                # forever when only the count is bounded (maxAge: null). A done job is dedup
+                # memory; the newest one of each (release, trigger) stays, so a watch re-list
+                # still finds the current revision tested.
+                newest = (
+                    select(func.max(jobs.c.id))
+                    .where(jobs.c.state == JobState.DONE.value)
+                    .group_by(jobs.c.release, jobs.c.trigger)
+                )
+                await conn.execute(
+                    delete(jobs).where(
+                        jobs.c.state == JobState.DONE.value,
+                        jobs.c.run_id.is_not(None),
+                        ~select(runs.c.id).where(runs.c.id == jobs.c.run_id).exists(),
+                        jobs.c.id.not_in(newest),
+                    )
+                )
         return removed
 
 

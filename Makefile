@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench bench-premerge deps kube-env clean
+.PHONY: demo test test-fast lint bench bench-premerge deps kube-env clean fuzz reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ test: $(VENV)/.dev deps kube-env lint
 # Without the Kubernetes tests (they need the apiserver build).
 test-fast: $(VENV)/.dev deps
 	$(BIN)/pytest -q --ignore=tests/kube
+
+# The reliability and security suite (docs/reliability.md) alone, CI profile; `make test` runs it
+# too. `fuzz` is the long profile of the suite fuzzer (>= 10,000 generated suites, nightly).
+reliability: $(VENV)/.dev deps kube-env
+	$(BIN)/pytest -q tests/reliability
+
+fuzz: $(VENV)/.dev
+	SMOKEGATE_RELIABILITY_PROFILE=long $(BIN)/pytest -q tests/reliability/test_fuzz_suites.py
 
 bench: $(VENV)/.dev deps
 	$(BIN)/python bench/run.py

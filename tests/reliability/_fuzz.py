@@ -1,4 +1,4 @@
-"""A structured mutator for suite files, driven by hypothesis (tests/reliability/test_fuzz_suites.py).
+"""A structured mutator for suite files, driven by hypothesis (see test_fuzz_suites.py).
 
 Seeds are the suites users start from: the README's examples and examples/ (the demo, the
 protocols suite, the GitOps suite). Each generated case takes one seed and applies a few
@@ -104,7 +104,9 @@ def _set(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 def _nested(match: re.Match[str]) -> str:
     depth, kind = int(match.group(1)), match.group(2)
-    return ("[" * depth + "1" + "]" * depth) if kind == "L" else ("{a: " * depth + "1" + "}" * depth)
+    return (
+        ("[" * depth + "1" + "]" * depth) if kind == "L" else ("{a: " * depth + "1" + "}" * depth)
+    )
 
 
 @st.composite
@@ -130,7 +132,9 @@ def _data_mutation(draw: st.DrawFn, data: Any) -> Any:
         value = copy.deepcopy(draw(st.sampled_from(bad)))  # later mutations edit it in place
         target = _get(data, path) if path else None
         if what == "jsonpath" and isinstance(target, dict):
-            target[value] = copy.deepcopy(draw(st.sampled_from([1, "x", {"regex": "("}, {"gte": "a"}])))
+            target[value] = copy.deepcopy(
+                draw(st.sampled_from([1, "x", {"regex": "("}, {"gte": "a"}]))
+            )
             return data
         if what == "regex" and path and path[-1] == "matches":
             return _set(data, path, value)
@@ -153,7 +157,9 @@ def _data_mutation(draw: st.DrawFn, data: Any) -> Any:
         holders = [p for p in paths if isinstance(_get(data, p), dict)] or [()]
         holder = _get(data, draw(st.sampled_from(holders)))
         if isinstance(holder, dict):
-            holder[draw(st.sampled_from(FIELD_NAMES))] = copy.deepcopy(draw(st.sampled_from(WRONG_TYPES)))
+            holder[draw(st.sampled_from(FIELD_NAMES))] = copy.deepcopy(
+                draw(st.sampled_from(WRONG_TYPES))
+            )
         return data
     if op == "delete" and path:
         parent = _get(data, path[:-1])
@@ -286,7 +292,11 @@ def _text_mutation(draw: st.DrawFn, text: str) -> bytes:
         raw = draw(st.binary(min_size=1, max_size=300))
     elif enc == "badbyte" and raw:
         at = draw(st.integers(0, len(raw)))
-        raw = raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\xed\xa0\x80"])) + raw[at:]
+        raw = (
+            raw[:at]
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\x00", b"\xed\xa0\x80"]))
+            + raw[at:]
+        )
     elif enc == "utf16":
         raw = text.encode("utf-16")
     elif enc == "empty":

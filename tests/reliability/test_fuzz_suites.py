@@ -7,8 +7,9 @@ a line (``file:line[:col]: message``) — never another exception (a traceback),
 unlocated problem. A sample of 200 goes through the CLI (most in process through
 ``cli.main``, some as real ``smokegate lint`` subprocesses): exit 0 or 2 only.
 
-Profiles: ``ci`` (default) generates ≥ 2,000 suites; ``long`` (``SMOKEGATE_RELIABILITY_PROFILE=long``,
-``make fuzz``) ≥ 10,000. Figures: one line ``figures[fuzz-suites]: ...`` in the test output and
+Profiles: ``ci`` (default) generates ≥ 2,000 suites; ``long``
+(``SMOKEGATE_RELIABILITY_PROFILE=long``, ``make fuzz``) ≥ 10,000. Figures: one line
+``figures[fuzz-suites]: ...`` in the test output and
 ``$SMOKEGATE_ARTIFACTS_DIR/reliability/fuzz-suites.json``.
 """
 
@@ -52,7 +53,8 @@ FUZZ_SETTINGS = settings(
 
 
 def classify(path: Path) -> tuple[str, str]:
-    """Load ``path`` as ``smokegate lint`` does: ``("ok"|"located"|"unlocated"|"traceback", why)``."""
+    """Load ``path`` as ``smokegate lint`` does; ``(outcome, why)``, the outcome one of ``ok``,
+    ``located``, ``unlocated`` or ``traceback``."""
     from smokegate.api import plan_run
     from smokegate.core.errors import SuiteError, UsageError
 
@@ -247,3 +249,67 @@ def test_aliases_below_the_limit_still_load(tmp_path: Path) -> None:
         parse_suites([str(path)])
     assert "aliases expand" not in str(caught.value)
     assert f"{path}:10:8: spec.vars.e" in str(caught.value)
+
+
+# --- regressions: each defect the fuzzer found, as the smallest suite that showed it --------
+
+HEAD = "apiVersion: smokegate.io/v1\nkind: Suite\nmetadata: {name: r}\nspec:\n"
+EXEC = (
+    HEAD
+    + "  checks:\n    - name: e\n"
+    + "      exec: {command: [ls], expect: {stdout: {regex: 'a{99999999999}'}}}\n"
+)
+NAMES = HEAD + "  checks:\n    - name: {a: 1}\n      needs: [x]\n      tcp: {host: h, port: 1}\n"
+LOADER_CASES = {
+    # parse.py read non-UTF-8 files with a codec error and no line ("position 37")
+    "not-utf8": (
+        HEAD.encode() + b"  vars: {a: caf\xe9}\n",
+        "r.yaml:5:16: not UTF-8 text (byte 0xe9)",
+    ),
+    "utf16": (("\ufeff" + HEAD).encode("utf-16"), "r.yaml:1:1: not UTF-8 text (byte 0xff)"),
+    # an empty file (or only comments, `---`, `~`) was the one problem without a line
+    "empty": (b"# nothing here\n---\n", "r.yaml:1:1: empty file"),
+    # exec/kube caught re.error only: a repetition count past the C limit was a traceback
+    "regex-overflow": (EXEC.encode(), "r.yaml:7:54: exec.expect.stdout.regex: invalid regex"),
+    # a check name that is a mapping crashed the `needs` resolution (unhashable dict)
+    "name-mapping": (NAMES.encode(), "r.yaml:6:13: name: Input should be a valid string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOADER_CASES))
+def test_loader_regressions(case: str, tmp_path: Path) -> None:
+    raw, expected = LOADER_CASES[case]
+    path = tmp_path / "r.yaml"
+    path.write_bytes(raw)
+    outcome, why = classify(path)
+    assert outcome == "located", why
+    assert expected.split(": ", 1)[0] in why and expected.split(": ", 1)[1] in why, why
+
+
+def test_kube_values_regex_overflow_is_a_validation_error() -> None:
+    from pydantic import ValidationError
+
+    from smokegate.checks.kube import DataExpect
+
+    with pytest.raises(ValidationError, match="invalid regex"):
+        DataExpect.model_validate({"name": "x", "values": {"k": "a{99999999999}"}})
+
+
+# DEFECTS in YAML reading (src/smokegate/suite/yamlpos.py and ruamel under it), NOT fixed here:
+# that module is being rewritten in another branch (PyYAML's C loader). These tests fail until
+# it refuses each input with a located SuiteError; see docs/reliability.md.
+YAML_READER_CASES = {
+    "deep-flow-nesting": HEAD + "  vars: {a: " + "[" * 2000 + "1" + "]" * 2000 + "}\n",
+    "control-character": HEAD + '  vars: {a: "x\x1ay"}\n',
+    "nul-character": HEAD + "  vars:\x00 {}\n",
+    "bad-int-tag": HEAD + "  vars: {a: !!int nope}\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(YAML_READER_CASES))
+def test_yaml_reader_defect_refused_with_a_location(case: str, tmp_path: Path) -> None:
+    """DEFECT (suite/yamlpos.py): a traceback or an error without a line today."""
+    path = tmp_path / "r.yaml"
+    path.write_text(YAML_READER_CASES[case])
+    outcome, why = classify(path)
+    assert outcome == "located", f"{outcome}: {why[-600:]}"

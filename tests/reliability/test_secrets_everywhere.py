@@ -38,7 +38,7 @@ from tests.reliability._figures import publish
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kube"))
 
-from fixtures_flux import (  # noqa: E402, F401  (*_fixture: fixtures, used by name)
+from fixtures_flux import (  # noqa: F401  (*_fixture: fixtures, used by name)
     NotifyServer,
     apply,
     events_for,
@@ -48,21 +48,21 @@ from fixtures_flux import (  # noqa: E402, F401  (*_fixture: fixtures, used by n
     patch_status,
     status_ready,
 )
-from kubeenv import KubeEnv  # noqa: E402
+from kubeenv import KubeEnv
 
-from tests.helpers import free_port, run_cli  # noqa: E402
-from tests.server.support import (  # noqa: E402
+from tests.helpers import free_port, run_cli
+from tests.server.support import (
     TOKEN,
     ServeProcess,
     Target,
     config_text,
     flux_event,
 )
-from tests.server.support import request as http_request  # noqa: E402
-from tests.servers.grpc_health import GrpcHealthServer  # noqa: E402
-from tests.servers.mariadb import MariaDBServer  # noqa: E402
-from tests.servers.postgres import PostgresServer  # noqa: E402
-from tests.servers.redis import RedisServer  # noqa: E402
+from tests.server.support import request as http_request
+from tests.servers.grpc_health import GrpcHealthServer
+from tests.servers.mariadb import MariaDBServer
+from tests.servers.postgres import PostgresServer
+from tests.servers.redis import RedisServer
 
 # Names of the secret values, where each goes in.
 KINDS_OF_SECRET = (
@@ -176,15 +176,15 @@ spec:
         headers: {{Authorization: "Bearer ${{token}}"}}
         expect: {{body: {{contains: "${{token}}"}}, headers: {{X-Echo: "${{var}}"}}}}
     - name: http-userinfo
-      http: {{url: "http://smoke:{v['userinfo']}@127.0.0.1:{t.port}/health"}}
+      http: {{url: "http://smoke:{v["userinfo"]}@127.0.0.1:{t.port}/health"}}
     - name: http-userinfo-fails
       http:
-        url: "http://smoke:{v['userinfo']}@127.0.0.1:{t.port}/health"
+        url: "http://smoke:{v["userinfo"]}@127.0.0.1:{t.port}/health"
         expect: {{status: 418}}
     - name: http-basic-auth-fails
       http:
         url: "{t.url}/health"
-        basicAuth: {{username: u, password: "{v['basic']}"}}
+        basicAuth: {{username: u, password: "{v["basic"]}"}}
         expect: {{status: 401}}
     - name: tcp-send-fails
       tcp: {{host: 127.0.0.1, port: {dead_port}, send: "AUTH ${{var}}\\r\\n"}}
@@ -220,11 +220,11 @@ spec:
         query: "SELECT '${{token}}' AS leaked"
         expect: {{columns: {{leaked: nope}}}}
     - name: postgres-dsn-fails
-      postgres: {{dsn: "postgresql://smoke:{v['dsn_pg']}@127.0.0.1:{pg.port}/postgres"}}
+      postgres: {{dsn: "postgresql://smoke:{v["dsn_pg"]}@127.0.0.1:{pg.port}/postgres"}}
     - name: redis-ok
       redis: {{host: 127.0.0.1, port: {rd.port}, password: "${{redis_pw}}"}}
     - name: redis-url-fails
-      redis: {{url: "redis://smoke:{v['redis_bad']}@127.0.0.1:{rd.port}/0"}}
+      redis: {{url: "redis://smoke:{v["redis_bad"]}@127.0.0.1:{rd.port}/0"}}
     - name: mysql-ok
       mysql:
         host: 127.0.0.1
@@ -248,7 +248,7 @@ spec:
     - name: grpc-rejected-fails
       grpc:
         target: "{s.grpc.target}"
-        metadata: {{authorization: "Bearer {v['grpc_bad']}"}}
+        metadata: {{authorization: "Bearer {v["grpc_bad"]}"}}
     - name: kube-fails
       kube: {{ready: {{kind: Deployment, name: "${{kube_name}}"}}}}
       timeout: 2s
@@ -316,8 +316,10 @@ class Haystack:
         for name, data in self.outputs.items():
             for secret, value in self.values.items():
                 for form in forms(value):
-                    if form.encode() in data:
-                        found.append((name, secret, form))
+                    at = data.find(form.encode())
+                    if at >= 0:
+                        near = data[max(0, at - 150) : at + 80].decode(errors="replace")
+                        found.append((name, secret, f"{form!r} in ...{near}..."))
         return found
 
 
@@ -378,7 +380,7 @@ def test_gate_and_serve_show_no_secret_in_any_output(
         leaks=len(leaks),
     )
     publish(request.config, "secrets-everywhere", FIGURES, tmp_path)
-    assert not leaks, "\n".join(f"{o}: {s} as {f!r}" for o, s, f in leaks[:20])
+    assert not leaks, "\n".join(f"{o}: {s} as {f}" for o, s, f in leaks[:20])
 
 
 def _serve(
@@ -386,7 +388,7 @@ def _serve(
     hay: Haystack,
     v: dict[str, str],
     servers: Servers,
-    kube_env: KubeEnv,
+    env: KubeEnv,
     ns: str,
     notify_server: NotifyServer,
     tmp_path: Path,
@@ -407,7 +409,7 @@ def _serve(
     port = free_port()
     kube = (
         "kubernetes:\n  enabled: true\n"
-        f"  kubeconfig: {kube_env.kubeconfig}\n"
+        f"  kubeconfig: {env.kubeconfig}\n"
         f"  notifyFlux: {notify_server.url}\n"
         "  waitTimeout: 30s\n"
     )
@@ -443,7 +445,10 @@ def _serve(
             f"/runs/{run['id']}",
             "/metrics",
         ):
-            hay.add(f"serve[{backend}] GET {path}", http_request("GET", serve.url + path, headers=auth)[2])
+            hay.add(
+                f"serve[{backend}] GET {path}",
+                http_request("GET", serve.url + path, headers=auth)[2],
+            )
         detail = json.loads(hay.outputs[f"serve[{backend}] GET /api/v1/runs/{run['id']}"])
         assert statuses(detail["report"]) == EXPECTED, detail
     finally:

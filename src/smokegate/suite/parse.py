@@ -77,7 +77,7 @@ def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list
                 if file == "-"
                 else _read_utf8(file)
             )
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # (stdin decodes as it reads: no offset)
             problems.append(Problem(file, None, None, f"cannot read: {exc}"))
             continue
         except _NotUtf8 as exc:

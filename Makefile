@@ -43,9 +43,9 @@ export SMOKEGATE_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 test: $(VENV)/.dev deps kube-env lint
 	$(BIN)/pytest -q
 
-# Without the Kubernetes tests (they need the apiserver build).
+# Without the Kubernetes tests (they need the apiserver build; so does secrets-everywhere).
 test-fast: $(VENV)/.dev deps
-	$(BIN)/pytest -q --ignore=tests/kube
+	$(BIN)/pytest -q --ignore=tests/kube --ignore=tests/reliability/test_secrets_everywhere.py
 
 # The reliability and security suite (docs/reliability.md) alone, CI profile; `make test` runs it
 # too. `fuzz` is the long profile of the suite fuzzer (>= 10,000 generated suites, nightly).

@@ -307,6 +307,16 @@ LOADER_CASES = {
     # http regexes (body, header and JSON matchers) were compiled only when the check ran:
     # `lint` said ok, the run failed
     "http-regex": (HTTP_RX.encode(), "r.yaml:7:57: http.expect.json: invalid regex '[a-'"),
+    # an integer duration past float's range was an OverflowError traceback; "inf" was a
+    # timeout that never ends
+    "huge-duration": (
+        (HEAD + "  defaults: {timeout: 1" + "0" * 400 + "}\n  checks: []\n").encode(),
+        "r.yaml:5:23: spec.defaults.timeout: duration too large",
+    ),
+    "infinite-duration": (
+        (HEAD + "  defaults: {timeout: inf}\n  checks: []\n").encode(),
+        "r.yaml:5:23: spec.defaults.timeout: a duration must be finite",
+    ),
     # a check name that is a mapping crashed the `needs` resolution (unhashable dict)
     "name-mapping": (NAMES.encode(), "r.yaml:6:13: name: Input should be a valid string"),
 }

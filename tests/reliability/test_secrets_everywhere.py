@@ -5,8 +5,8 @@ The values are drawn fresh for each run (hypothesis: the property must hold for 
 they carry the characters URL encoding changes). They enter the suite the ways users put
 secrets in: a real Kubernetes Secret in the test apiserver (``${secret:...}`` and
 ``secretRef``), a ``secret: true`` var from the environment, URL userinfo, ``basicAuth``, DSN
-passwords (postgres, redis, mysql), headers and gRPC metadata. Each kind has a passing check
-that uses one and a failing check whose message or evidence would quote it (a body expected to
+passwords (postgres, redis, mysql), headers, gRPC metadata, a DNS name, a check name. Each kind
+has a passing check that uses one and a failing check whose message or evidence would quote it (a body expected to
 contain it, a command printing it, a server echoing the rejected token, a wrong password).
 
 Then the same suite runs through ``gate`` (console ``-v``, JUnit, JSON, Markdown, HTML, the
@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import sqlite3
 import string
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
+import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,6 +63,7 @@ from tests.server.support import (
     flux_event,
 )
 from tests.server.support import request as http_request
+from tests.servers.dnsmasq import DnsmasqServer
 from tests.servers.grpc_health import GrpcHealthServer
 from tests.servers.mariadb import MariaDBServer
 from tests.servers.postgres import PostgresServer
@@ -127,16 +132,30 @@ class Servers:
         self.redis = RedisServer(password=values["redis"])
         self.mysql = MariaDBServer(password=values["mysql"])
         self.grpc = GrpcHealthServer(token=values["grpc"], echo_token=True)
+        self.certs = tempfile.mkdtemp(prefix="sg-rel-certs-")
+        ca = trustme.CA()
+        issued = ca.issue_cert("localhost", "127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(f"{self.certs}/server.crt")
+        issued.private_key_pem.write_to_path(f"{self.certs}/server.key")
+        ca.cert_pem.write_to_path(f"{self.certs}/ca.pem")
+        self.tls = GrpcHealthServer(  # any TLS server does for the tls check: this one is quick
+            tls_cert=f"{self.certs}/server.crt", tls_key=f"{self.certs}/server.key"
+        )
+        self.dns = DnsmasqServer(hosts={f"{values['kube']}.test": ["127.0.0.1"]})
         self.target = Target()
         # One after the other, from this thread: the servers die with the thread that started
         # them (PR_SET_PDEATHSIG), so a thread pool would kill them as its threads end.
-        for server in (self.pg, self.redis, self.mysql, self.grpc):
+        for server in self.all():
             server.__enter__()
+
+    def all(self) -> tuple[Any, ...]:
+        return (self.pg, self.redis, self.mysql, self.grpc, self.tls, self.dns)
 
     def close(self) -> None:
         self.target.close()
-        for server in (self.grpc, self.mysql, self.redis, self.pg):
+        for server in reversed(self.all()):
             server.__exit__(None, None, None)
+        shutil.rmtree(self.certs, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +211,17 @@ spec:
       tcp: {{host: 127.0.0.1, port: {dead_port}, send: "AUTH ${{var}}\\r\\n"}}
     - name: tcp-ok
       tcp: {{host: 127.0.0.1, port: {t.port}, send: "GET /${{var}} HTTP/1.0\\r\\n\\r\\n"}}
+    - name: dns-ok
+      dns:
+        name: "${{kube_name}}.test"
+        type: A
+        nameserver: 127.0.0.1
+        port: {s.dns.port}
+        expect: {{contains: [127.0.0.1]}}
     - name: dns-fails
       dns: {{name: "${{var}}.invalid", type: A, nameserver: 127.0.0.1, port: {dead_port}}}
+    - name: tls-ok-${{kube_name}}
+      tls: {{host: 127.0.0.1, port: {s.tls.port}, ca: "{s.certs}/ca.pem"}}
     - name: tls-fails
       tls: {{host: 127.0.0.1, port: {t.port}, serverName: "x${{kube_name}}.invalid"}}
     - name: exec-ok
@@ -251,6 +279,8 @@ spec:
       grpc:
         target: "{s.grpc.target}"
         metadata: {{authorization: "Bearer {v["grpc_bad"]}"}}
+    - name: kube-ok
+      kube: {{absent: {{kind: ConfigMap, name: "${{kube_name}}"}}}}
     - name: kube-fails
       kube: {{ready: {{kind: Deployment, name: "${{kube_name}}"}}}}
       timeout: 2s
@@ -265,7 +295,9 @@ EXPECTED = {  # check -> status (each failing one would carry a value in its mes
     "http-basic-auth-fails": "failed",
     "tcp-send-fails": "failed",
     "tcp-ok": "passed",
+    "dns-ok": "passed",
     "dns-fails": "failed",
+    "tls-ok-***": "passed",
     "tls-fails": "failed",
     "exec-ok": "passed",
     "exec-prints-secret-fails": "failed",
@@ -278,6 +310,7 @@ EXPECTED = {  # check -> status (each failing one would carry a value in its mes
     "mysql-echo-fails": "failed",
     "grpc-ok": "passed",
     "grpc-rejected-fails": "failed",
+    "kube-ok": "passed",
     "kube-fails": "failed",
 }
 

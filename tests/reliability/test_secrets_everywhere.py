@@ -6,8 +6,9 @@ they carry the characters URL encoding changes). They enter the suite the ways u
 secrets in: a real Kubernetes Secret in the test apiserver (``${secret:...}`` and
 ``secretRef``), a ``secret: true`` var from the environment, URL userinfo, ``basicAuth``, DSN
 passwords (postgres, redis, mysql), headers, gRPC metadata, a DNS name, a check name. Each kind
-has a passing check that uses one and a failing check whose message or evidence would quote it (a body expected to
-contain it, a command printing it, a server echoing the rejected token, a wrong password).
+has a passing check that uses one and a failing check whose message or evidence would quote it
+(a body expected to contain it, a command printing it, a server echoing the rejected token, a
+wrong password).
 
 Then the same suite runs through ``gate`` (console ``-v``, JUnit, JSON, Markdown, HTML, the
 step summary, the Kubernetes Events, the notification-controller POSTs — a real local HTTP

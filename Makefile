@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench bench-premerge bench-serve deps kube-env clean
+.PHONY: demo test test-fast lint bench bench-premerge bench-serve deps kube-env clean fuzz reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,21 @@ export SMOKEGATE_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 test: $(VENV)/.dev deps kube-env lint
 	$(BIN)/pytest -q
 
-# Without the Kubernetes tests (they need the apiserver build).
+# Without the Kubernetes tests (they need the apiserver build; so do secrets-everywhere and the
+# outage tests).
 test-fast: $(VENV)/.dev deps
-	$(BIN)/pytest -q --ignore=tests/kube
+	$(BIN)/pytest -q --ignore=tests/kube --ignore=tests/reliability/test_secrets_everywhere.py \
+		--ignore=tests/reliability/test_outages.py
+
+# The reliability and security suite (docs/reliability.md) alone, CI profile; `make test` runs it
+# too. `fuzz` is the long profile (nightly): the suite fuzzer with >= 10,000 generated suites and
+# the 10-minute soak of scheduled runs.
+reliability: $(VENV)/.dev deps kube-env
+	$(BIN)/pytest -q tests/reliability
+
+fuzz: $(VENV)/.dev
+	SMOKEGATE_RELIABILITY_PROFILE=long $(BIN)/pytest -q tests/reliability/test_fuzz_suites.py \
+		tests/reliability/test_load_soak.py
 
 bench: $(VENV)/.dev deps
 	$(BIN)/python bench/run.py

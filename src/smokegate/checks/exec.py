@@ -81,7 +81,7 @@ class OutputExpect(Spec):
         if v is not None:
             try:
                 _regex(v)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:  # a{99999999999}: OverflowError
                 raise ValueError(f"invalid regex {v!r}: {exc}") from None
         return v
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from smokegate.checks.base import Mismatch
 
@@ -51,6 +53,23 @@ def is_matcher(value: Any) -> bool:
 @functools.lru_cache(maxsize=1024)
 def compiled_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
+
+
+def check_regex(pattern: Any) -> Any:
+    """For validators: ``pattern`` (a regex, or a matcher whose ``regex`` is checked) unchanged
+    if it compiles, else a ``ValueError`` naming it, so that ``lint`` reports a bad regex at its
+    line instead of the run failing on it later."""
+    if is_matcher(pattern):
+        check_regex(pattern.get("regex"))
+    elif isinstance(pattern, str):
+        try:
+            compiled_regex(pattern)
+        except (re.error, OverflowError) as exc:  # a{99999999999}: OverflowError
+            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(check_regex)]
 
 
 def render(value: Any) -> str:

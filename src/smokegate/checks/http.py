@@ -40,7 +40,7 @@ from smokegate.checks.base import (
     passed,
     reveal,
 )
-from smokegate.checks.expect import check_value, compiled_regex, render
+from smokegate.checks.expect import Regex, check_regex, check_value, compiled_regex, render
 from smokegate.core.secrets import Redactor, hide_credentials
 from smokegate.suite.model import Duration
 
@@ -60,14 +60,14 @@ class TlsOptions(Spec):
 
 class HeaderMatch(Spec):
     equals: str | None = None
-    regex: str | None = None
+    regex: Regex | None = None
     present: bool | None = None
 
 
 class BodyExpect(Spec):
     contains: str | list[str] | None = None
     not_contains: str | list[str] | None = None
-    regex: str | None = None
+    regex: Regex | None = None
     equals: str | None = None
 
 
@@ -101,11 +101,12 @@ class HttpExpect(Spec):
     @field_validator("json_")
     @classmethod
     def _paths_compile(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for expr in v:
+        for expr, want in v.items():
             try:
                 _compiled_path(expr)
             except Exception as exc:
                 raise ValueError(f"invalid JSONPath {expr!r}: {exc}") from None
+            check_regex(want)  # a matcher's regex
         return v
 
     @field_validator("schema_")

@@ -90,7 +90,7 @@ class DataExpect(Spec):
         for key, pattern in v.items():
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:  # a{99999999999}: OverflowError
                 raise ValueError(f"values.{key}: invalid regex {pattern!r}: {exc}") from None
         return v
 

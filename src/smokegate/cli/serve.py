@@ -104,6 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # The Kubernetes client's HTTP library logs every request line at INFO, URL included, and a
+    # URL names objects: a `kube` check on `${secret_var}` put the secret in serve's log
+    # (tests/reliability/test_secrets_everywhere.py). Its warnings and errors still show.
+    for name in ("httpx2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     return serve(config, log_level=args.log_level, access_log=args.access_log)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -19,19 +20,29 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return float(value)
+        try:
+            return _finite(float(value))
+        except OverflowError:  # an int past float's range (10**400)
+            raise ValueError("duration too large: more than 1e308 seconds") from None
     if isinstance(value, str):
         text = value.strip().replace(" ", "")
         if _WHOLE.fullmatch(text):
-            return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+            return _finite(sum(float(n) * _UNITS[u] for n, u in _PART.findall(text)))
         try:
             seconds = float(text)
         except ValueError:
             pass
         else:
             if seconds >= 0:
-                return seconds
+                return _finite(seconds)
     raise ValueError(f"invalid duration {value!r}: use forms like 500ms, 5s, 1m30s, 2h")
+
+
+def _finite(seconds: float) -> float:
+    # "inf", "1e999" and 400-digit numbers are floats too: a timeout must end.
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be finite: use forms like 500ms, 5s, 1m30s, 2h")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

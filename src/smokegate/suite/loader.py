@@ -393,7 +393,12 @@ def _resolve_needs(
 ) -> None:
     by_name = {c.name: c for c in checks}
     raw_checks = raw.doc.data["spec"].get("checks") or []
-    index_of = {e.get("name"): i for i, e in enumerate(raw_checks) if isinstance(e, dict)}
+    # Only string names: an invalid entry (`name: {a: 1}`) was reported already, and is no key.
+    index_of = {
+        e["name"]: i
+        for i, e in enumerate(raw_checks)
+        if isinstance(e, dict) and isinstance(e.get("name"), str)
+    }
     for check in checks:
         resolved: list[str] = []
         for need in check.needs:

@@ -75,10 +75,13 @@ def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list
             text = (
                 (stdin_text if stdin_text is not None else sys.stdin.read())
                 if file == "-"
-                else (FsPath(file).read_text(encoding="utf-8"))
+                else _read_utf8(file)
             )
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # (stdin decodes as it reads: no offset)
             problems.append(Problem(file, None, None, f"cannot read: {exc}"))
+            continue
+        except _NotUtf8 as exc:
+            problems.append(exc.problem)
             continue
         try:
             docs = load_documents(text, file)
@@ -86,7 +89,8 @@ def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list
             problems.extend(exc.problems)
             continue
         if not docs:
-            problems.append(Problem(file, None, None, "empty file: expected a smokegate Suite"))
+            # Located like every other problem (editors jump to file:line).
+            problems.append(Problem(file, 1, 1, "empty file: expected a smokegate Suite"))
         for doc in docs:
             suite = _validate_top(doc, problems)
             if suite is not None:
@@ -104,6 +108,28 @@ def parse_suites(paths: Iterable[str], *, stdin_text: str | None = None) -> list
     if problems:
         raise SuiteError(problems)
     return suites
+
+
+class _NotUtf8(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+
+def _read_utf8(file: str) -> str:
+    """The file's text; a file that is not UTF-8 (binary, Latin-1, UTF-16) is refused at the
+    first offending byte's line and column, not with a codec's byte offset."""
+    data = FsPath(file).read_bytes()
+    try:
+        # As read_text() would: universal newlines.
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        raise _NotUtf8(
+            Problem(file, line, column, f"not UTF-8 text (byte 0x{byte}): suites are UTF-8 YAML")
+        ) from None
 
 
 def suite_from_data(data: dict[str, Any], name: str) -> RawSuite:

@@ -9,23 +9,33 @@
 
 Nothing outside this package imports it (tests/test_architecture.py and ``make lint`` check).
 argparse (stdlib) rather than a CLI framework keeps ``smokegate --version`` fast: the command
-modules import argparse only, every heavy import happens inside the command that runs.
+modules import argparse only, every heavy import happens inside the command that runs. This
+module imports nothing at its top but ``os``/``sys`` (loaded with the interpreter anyway): the
+command modules and argparse are imported when the parser is built, and a lone
+``smokegate --version`` answers before that (the interpreter's own start-up is most of it).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from smokegate import __version__
-from smokegate.cli import demo, discover, gate, helm_test, premerge, run, serve
-from smokegate.cli._args import EXIT_CODES, Formatter
-from smokegate.cli._output import problems_text
+
+# (not typing's: importing typing costs more than the rest of `smokegate --version`; mypy
+# treats any TYPE_CHECKING as true)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from smokegate.cli import demo, discover, gate, helm_test, premerge, run, serve
+    from smokegate.cli._args import EXIT_CODES, Formatter
+
     parser = argparse.ArgumentParser(
         prog="smokegate",
         description="Verify Kubernetes deployments after they happen: declarative smoke suites, "
@@ -56,6 +66,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     argparse matches consecutive positionals greedily, so ``TARGET [SUITE...]`` split by options
     loses the suites; ``parse_intermixed_args`` fixes that but refuses parsers with subcommands,
     so the subcommand's own parser does the intermixed parse."""
+    import argparse
+
     argv = list(sys.argv[1:] if argv is None else argv)
     subparsers = next(
         (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
@@ -68,11 +80,16 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # What argparse's version action prints, without importing argparse and every command.
+        print(f"smokegate {__version__}")
+        return 0
     parser = build_parser()
     args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()
         return 2
+    from smokegate.cli._output import problems_text
     from smokegate.core.errors import SmokegateError
 
     try:

@@ -30,10 +30,29 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import argparse
+# Every command: (name, module in smokegate.cli, function adding its subparser), in the order of
+# `smokegate --help` (tests/core/test_hardening.py checks it against the full parser).
+COMMANDS = (
+    ("run", "run", "add_run_parser"),
+    ("gate", "gate", "add_gate_parser"),
+    ("lint", "run", "add_lint_parser"),
+    ("discover", "discover", "add_discover_parser"),
+    ("schema", "run", "add_schema_parser"),
+    ("demo", "demo", "add_demo_parser"),
+    ("helm-test", "helm_test", "add_helm_test_parser"),
+    ("serve", "serve", "add_serve_parser"),
+    ("trigger", "serve", "add_trigger_parser"),
+    ("validate", "premerge", "add_validate_parser"),
+    ("diff", "premerge", "add_diff_parser"),
+)
 
-    from smokegate.cli import demo, discover, gate, helm_test, premerge, run, serve
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a command name), with that command's subparser alone: the
+    other command modules are not even imported (``smokegate run`` starts sooner)."""
+    import argparse
+    import importlib
+
     from smokegate.cli._args import EXIT_CODES, Formatter
 
     parser = argparse.ArgumentParser(
@@ -45,18 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"smokegate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # The order of `smokegate --help`.
-    run.add_run_parser(sub)
-    gate.add_gate_parser(sub)
-    run.add_lint_parser(sub)
-    discover.add_discover_parser(sub)
-    run.add_schema_parser(sub)
-    demo.add_demo_parser(sub)
-    helm_test.add_helm_test_parser(sub)
-    serve.add_serve_parser(sub)
-    serve.add_trigger_parser(sub)
-    premerge.add_validate_parser(sub)
-    premerge.add_diff_parser(sub)
+    wanted = [c for c in COMMANDS if c[0] == only] or COMMANDS
+    for _name, module, add in wanted:
+        getattr(importlib.import_module(f"smokegate.cli.{module}"), add)(sub)
     return parser
 
 
@@ -84,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # What argparse's version action prints, without importing argparse and every command.
         print(f"smokegate {__version__}")
         return 0
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=words[0] if words else None)
     args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()

@@ -13,7 +13,10 @@ compares the two readers on the same texts):
   (underscores dropped in numbers, ``.inf``, ``.nan``).
 * **Same marks.** Positions are the nodes' start marks, like ruamel's; an alias has its anchor's.
   Merge keys (``<<: *base``, ``<<: [*a, *b]``) put the mapping's own keys first, then the merged
-  ones it lacks, in merge order, with no key position of their own (as ruamel).
+  ones it lacks, in merge order, with no key position of their own (as ruamel). The two
+  parsers mark an empty value (``key:`` with nothing after it) differently; it is placed where
+  ruamel places it (block mapping: at the next token; flow: just after the colon), and an
+  empty value followed by a comment, an anchored empty value or a lone ``? key`` go to ruamel.
 * **Everything else goes to ruamel** (``Unsupported``): any YAML error (so messages and their
   positions stay ruamel's word for word), duplicate keys (ruamel's message), explicit tags
   (``!!str``, ``!Ref``...), ``%YAML``/``%TAG`` directives (``%YAML 1.1`` changes the meaning),

@@ -10,10 +10,15 @@ Peers:
 * prometheus-blackbox-exporter: one /probe per check (http prober with a body regexp; it has no
   JSONPath), driven at concurrency C by a small asyncio driver whose own cost is not counted
   against the exporter's wall time (it is tiny next to the exporter's per-probe work).
+* aiohttp + uvloop: the hand-written asyncio checker a user would write instead (one session,
+  C workers, GET, status 200 and ``body["status"] == "ok"`` as the JSONPath ``$.status``).
 
 Every contender is a whole process: start-up, suite loading and teardown count. Output: a table
-and the lines ``ratio_vs_wrk=``, ``ratio_vs_curl=``, ``ratio_vs_blackbox=`` (smokegate's wall time
-divided by the peer's; lower is better), plus the cold start of ``smokegate --version``.
+and the lines ``ratio_vs_wrk=``, ``ratio_vs_curl=``, ``ratio_vs_blackbox=``,
+``ratio_vs_aiohttp=`` (smokegate's wall time divided by the peer's; lower is better),
+``ratio_whole_vs_engine=`` (smokegate's whole process against the run time its engine reports),
+the cold start of ``smokegate --version``, and a scaling curve: wall time and peak RSS of
+``smokegate run`` for 1k / 10k / 100k matrix checks.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class Measurement:
     cpu: float | None
     checks: int
     note: str = ""
+    engine: float | None = None  # smokegate: the run time its engine reports
 
     @property
     def per_second(self) -> float:
@@ -72,7 +78,14 @@ def timed(
 
 
 def bench_smokegate(url: str, n: int, conc: int, work: Path) -> Measurement:
-    suite = work / "bench-suite.yaml"
+    wall, cpu, _rss, engine = run_smokegate(url, n, conc, work)
+    return Measurement("smokegate", wall, cpu, n, f"{n} passed; engine {engine:.3f}s", engine)
+
+
+def run_smokegate(url: str, n: int, conc: int, work: Path) -> tuple[float, float, int, float]:
+    """Wall, CPU, peak RSS (bytes) of one ``smokegate run`` of an n-row matrix, and the run
+    time its engine reports."""
+    suite = work / f"bench-suite-{n}.yaml"
     suite.write_text(f"""\
 apiVersion: smokegate.io/v1
 kind: Suite
@@ -89,14 +102,76 @@ spec:
 """)
     exe = str(Path(sys.executable).with_name("smokegate"))
     # No report file: the peers write none either. The summary line proves every check passed.
-    wall, cpu, proc = timed([exe, "run", str(suite), "-c", str(conc), "-q", "--no-color"])
-    passed = re.search(r"PASSED (\d+) passed", proc.stdout)
-    if proc.returncode != 0 or not passed or int(passed.group(1)) != n:
-        raise SystemExit(
-            f"smokegate run failed ({proc.returncode}):\n{proc.stdout[-2000:]}"
-            f"\n{proc.stderr[-2000:]}"
-        )
-    return Measurement("smokegate", wall, cpu, n, f"{passed.group(1)} passed")
+    wall, cpu, rss, code, out, err = timed_rss(
+        [exe, "run", str(suite), "-c", str(conc), "-q", "--no-color"], work
+    )
+    passed = re.search(r"PASSED (\d+) passed.* in ([\d.]+)(ms|s)", out)
+    if code != 0 or not passed or int(passed.group(1)) != n:
+        raise SystemExit(f"smokegate run failed ({code}):\n{out[-2000:]}\n{err[-2000:]}")
+    engine = float(passed.group(2)) / (1000 if passed.group(3) == "ms" else 1)
+    return wall, cpu, rss, engine
+
+
+def timed_rss(cmd: list[str], work: Path) -> tuple[float, float, int, int, str, str]:
+    """Wall, CPU, peak RSS (bytes), exit code, stdout and stderr of one command: ``wait4``
+    gives this child's own resource usage (RUSAGE_CHILDREN would mix in earlier children)."""
+    out_path, err_path = work / "stdout.txt", work / "stderr.txt"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    return (
+        wall,
+        cpu,
+        usage.ru_maxrss * 1024,
+        proc.returncode,
+        out_path.read_text(),
+        err_path.read_text(),
+    )
+
+
+# The checker a user writes by hand with aiohttp on uvloop (kept minimal and idiomatic: one
+# session with a connection limit, a fixed pool of workers, `resp.json()`).
+AIOHTTP_CHECKER = """\
+import asyncio, sys
+import aiohttp, uvloop
+
+async def main(url, n, conc):
+    ok = 0
+    todo = iter(range(n))
+    async def worker(session):
+        nonlocal ok
+        for i in todo:
+            async with session.get(f"{url}?i={i}") as resp:
+                body = await resp.json()
+                if resp.status == 200 and body.get("status") == "ok":
+                    ok += 1
+    connector = aiohttp.TCPConnector(limit=conc)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(conc)))
+    print(f"ok={ok}")
+
+uvloop.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+"""
+
+
+def bench_aiohttp(url: str, n: int, conc: int, work: Path) -> Measurement:
+    try:
+        import aiohttp  # noqa: F401
+        import uvloop  # noqa: F401
+    except ImportError:
+        raise SystemExit("aiohttp/uvloop not installed: pip install -e '.[dev]'") from None
+    script = work / "aiohttp_checker.py"
+    script.write_text(AIOHTTP_CHECKER)
+    wall, cpu, _rss, code, out, err = timed_rss(
+        [sys.executable, str(script), url, str(n), str(conc)], work
+    )
+    if code != 0 or f"ok={n}" not in out:
+        raise SystemExit(f"aiohttp checker failed ({code}):\n{out[-2000:]}\n{err[-2000:]}")
+    return Measurement("aiohttp+uvloop", wall, cpu, n, "hand-written asyncio checker")
 
 
 def bench_wrk(url: str, n: int, conc: int) -> Measurement:
@@ -207,6 +282,16 @@ async def _drive(url: str, n: int, conc: int) -> tuple[float, int]:
         return time.perf_counter() - t0, ok
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def cold_start(runs: int = 15) -> float:
     exe = str(Path(sys.executable).with_name("smokegate"))
     subprocess.run([exe, "--version"], capture_output=True, check=True)  # warm the page cache
@@ -226,8 +311,13 @@ def main() -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["curl", "blackbox"],
+        choices=["curl", "blackbox", "aiohttp", "scaling"],
         help="leave out a slow peer (ratios for it are then not printed)",
+    )
+    ap.add_argument(
+        "--scaling",
+        default="1000,10000,100000",
+        help="matrix sizes of the scaling curve (comma-separated)",
     )
     args = ap.parse_args()
     n, conc = args.checks, args.concurrency
@@ -235,7 +325,9 @@ def main() -> int:
         work = Path(tmp)
         url = f"{nginx.url}/json"
         print(
-            f"target: {url}  checks: {n}  concurrency: {conc}  cores: {os.cpu_count()}", flush=True
+            f"target: {url}  checks: {n}  concurrency: {conc}  cores: {os.cpu_count()}  "
+            f"cpu: {_cpu_model()}  load average at start: {os.getloadavg()[0]:.1f}",
+            flush=True,
         )
         results = {"smokegate": bench_smokegate(url, n, conc, work)}
         results["wrk"] = bench_wrk(url, n, conc)
@@ -243,7 +335,13 @@ def main() -> int:
             results["curl"] = bench_curl(url, n, conc)
         if "blackbox" not in args.skip:
             results["blackbox"] = bench_blackbox(url, n, conc, work)
+        if "aiohttp" not in args.skip:
+            results["aiohttp"] = bench_aiohttp(url, n, conc, work)
         startup = cold_start()
+        curve = []
+        if "scaling" not in args.skip:
+            for size in (int(x) for x in args.scaling.split(",")):
+                curve.append((size, *run_smokegate(url, size, conc, work)))
     print()
     print(f"{'tool':<20}{'wall s':>10}{'CPU s':>10}{'checks/s':>12}{'CPU µs/check':>14}  note")
     for m in results.values():
@@ -253,9 +351,18 @@ def main() -> int:
     print()
     print(f"smokegate_cold_start_ms={startup * 1000:.0f}")
     sg = results["smokegate"].wall
-    for key, label in (("wrk", "wrk"), ("curl", "curl"), ("blackbox", "blackbox")):
+    for key in ("wrk", "curl", "blackbox", "aiohttp"):
         if key in results:
-            print(f"ratio_vs_{label}={sg / results[key].wall:.3f}")
+            print(f"ratio_vs_{key}={sg / results[key].wall:.3f}")
+    print(f"ratio_whole_vs_engine={sg / (results['smokegate'].engine or sg):.3f}")
+    if curve:
+        print()
+        print("scaling (matrix checks, one process):")
+        print(f"{'checks':>8}{'wall s':>10}{'engine s':>10}{'CPU s':>10}{'peak RSS MB':>13}")
+        for size, wall, cpu, rss, eng in curve:
+            print(f"{size:>8}{wall:>10.3f}{eng:>10.3f}{cpu:>10.2f}{rss / 2**20:>13.0f}")
+        for size, wall, _cpu, rss, _eng in curve:
+            print(f"scaling_{size}_wall_s={wall:.3f} scaling_{size}_peak_rss_mb={rss / 2**20:.0f}")
     return 0
 
 

@@ -176,3 +176,22 @@ def test_sigterm_stops_like_ctrl_c_reports_and_kills_process_groups(tmp_path: Pa
     time.sleep(0.3)
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
     assert left.returncode == 1, f"left running: {left.stdout}"
+
+
+def test_parser_for_one_command_is_the_full_parsers_subparser() -> None:
+    """`smokegate run` builds only the `run` subparser (the other command modules are not
+    imported): the command table covers every command, and each one's parser is the same."""
+    import argparse
+
+    from smokegate.cli import COMMANDS, build_parser
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    full = subparsers(build_parser())
+    assert list(full) == [name for name, _, _ in COMMANDS]
+    for name in full:
+        alone = subparsers(build_parser(only=name))
+        assert list(alone) == [name]
+        assert alone[name].format_help() == full[name].format_help()

@@ -301,3 +301,40 @@ spec:
     )
     plan = plan_run([str(suite)])
     assert [c.name for c in plan.checks] == ["one", "two"]
+
+
+def test_schema_describes_fields_with_their_docstrings() -> None:
+    """Field docstrings are read when the schema is generated (suite.schemadocs), not by
+    pydantic at import: every one of them is still a description in the schema."""
+    from smokegate.suite.model import SuiteDoc, _model_args, json_schema, kind_models
+    from smokegate.suite.schemadocs import field_docs
+
+    schema = json.loads(json.dumps(json_schema()))
+    descriptions: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("description"), str):
+                descriptions.add(node["description"])
+            for v in node.values():
+                collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(schema)
+    todo, seen, docs = [SuiteDoc, *kind_models().values()], set(), set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        docs.update(field_docs(cls).values())
+        for info in cls.model_fields.values():
+            todo.extend(_model_args(info.annotation))
+    # (json_schema() replaces spec.checks with the union of the kinds, without its docstring.)
+    docs.discard(field_docs(SuiteDoc.model_fields["spec"].annotation)["checks"])
+    assert len(docs) > 100
+    assert docs <= descriptions
+    defaults = schema["$defs"]["Defaults"]["properties"]
+    assert defaults["timeout"]["description"] == "Per-attempt timeout."  # over Duration's own

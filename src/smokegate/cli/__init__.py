@@ -9,23 +9,52 @@
 
 Nothing outside this package imports it (tests/test_architecture.py and ``make lint`` check).
 argparse (stdlib) rather than a CLI framework keeps ``smokegate --version`` fast: the command
-modules import argparse only, every heavy import happens inside the command that runs.
+modules import argparse only, every heavy import happens inside the command that runs. This
+module imports nothing at its top but ``os``/``sys`` (loaded with the interpreter anyway): the
+command modules and argparse are imported when the parser is built, and a lone
+``smokegate --version`` answers before that (the interpreter's own start-up is most of it).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 
 from smokegate import __version__
-from smokegate.cli import demo, discover, gate, helm_test, premerge, run, serve
-from smokegate.cli._args import EXIT_CODES, Formatter
-from smokegate.cli._output import problems_text
+
+# (not typing's: importing typing costs more than the rest of `smokegate --version`; mypy
+# treats any TYPE_CHECKING as true)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command: (name, module in smokegate.cli, function adding its subparser), in the order of
+# `smokegate --help` (tests/core/test_hardening.py checks it against the full parser).
+COMMANDS = (
+    ("run", "run", "add_run_parser"),
+    ("gate", "gate", "add_gate_parser"),
+    ("lint", "run", "add_lint_parser"),
+    ("discover", "discover", "add_discover_parser"),
+    ("schema", "run", "add_schema_parser"),
+    ("demo", "demo", "add_demo_parser"),
+    ("helm-test", "helm_test", "add_helm_test_parser"),
+    ("serve", "serve", "add_serve_parser"),
+    ("trigger", "serve", "add_trigger_parser"),
+    ("validate", "premerge", "add_validate_parser"),
+    ("diff", "premerge", "add_diff_parser"),
+)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` (a command name), with that command's subparser alone: the
+    other command modules are not even imported (``smokegate run`` starts sooner)."""
+    import argparse
+    import importlib
+
+    from smokegate.cli._args import EXIT_CODES, Formatter
+
     parser = argparse.ArgumentParser(
         prog="smokegate",
         description="Verify Kubernetes deployments after they happen: declarative smoke suites, "
@@ -35,18 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"smokegate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # The order of `smokegate --help`.
-    run.add_run_parser(sub)
-    gate.add_gate_parser(sub)
-    run.add_lint_parser(sub)
-    discover.add_discover_parser(sub)
-    run.add_schema_parser(sub)
-    demo.add_demo_parser(sub)
-    helm_test.add_helm_test_parser(sub)
-    serve.add_serve_parser(sub)
-    serve.add_trigger_parser(sub)
-    premerge.add_validate_parser(sub)
-    premerge.add_diff_parser(sub)
+    wanted = [c for c in COMMANDS if c[0] == only] or COMMANDS
+    for _name, module, add in wanted:
+        getattr(importlib.import_module(f"smokegate.cli.{module}"), add)(sub)
     return parser
 
 
@@ -56,6 +76,8 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     argparse matches consecutive positionals greedily, so ``TARGET [SUITE...]`` split by options
     loses the suites; ``parse_intermixed_args`` fixes that but refuses parsers with subcommands,
     so the subcommand's own parser does the intermixed parse."""
+    import argparse
+
     argv = list(sys.argv[1:] if argv is None else argv)
     subparsers = next(
         (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
@@ -68,11 +90,17 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # What argparse's version action prints, without importing argparse and every command.
+        print(f"smokegate {__version__}")
+        return 0
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=words[0] if words else None)
     args = parse_args(parser, argv)
     if args.command is None:
         parser.print_help()
         return 2
+    from smokegate.cli._output import problems_text
     from smokegate.core.errors import SmokegateError
 
     try:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from smokegate.core.errors import MissingExtraError, Problem, SuiteError
 from smokegate.suite.interpolate import Scope, UnresolvedVariable
+from smokegate.suite.matrixrow import RowTemplate
 from smokegate.suite.model import (
     CheckCommon,
     RetryPolicy,
@@ -24,6 +25,7 @@ from smokegate.suite.model import (
     validate_with_secrets,
 )
 from smokegate.suite.parse import RawSuite, find_suite_files, parse_suites, problems_from
+from smokegate.suite.yamldoc import paused_gc
 from smokegate.suite.yamlpos import Document, Path
 
 # A matrix larger than this is almost certainly a typo (and would exhaust memory).
@@ -79,7 +81,8 @@ class CompileOptions:
 
 def compile_suites(raws: list[RawSuite], options: CompileOptions) -> list[Suite]:
     problems: list[Problem] = []
-    suites = [_compile_one(raw, options, problems) for raw in raws]
+    with paused_gc():  # (suite.yamldoc: 10,000 checks are millions of objects, no cycles)
+        suites = [_compile_one(raw, options, problems) for raw in raws]
     if problems and options.scope is not None and options.scope.redactor:
         # A message may quote a value that came from a Secret or a secret var.
         red = options.scope.redactor
@@ -110,6 +113,8 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
     # environment variables (checks._tool.ToolSpec).
     context = {"base_dir": raw.base_dir, "vars": scope.values}
     defaults = spec.defaults
+    # A check's retry merged with the defaults, per retry block (matrix rows share theirs).
+    retries: dict[int, tuple[Any, RetryPolicy]] = {}
     for index, entry in enumerate(raw_checks):
         path: Path = ("spec", "checks", index)
         if not isinstance(entry, dict):
@@ -143,22 +148,37 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                 continue
         template_name = entry.get("name")
         reuse: dict[str, Any] | None = None
+        rows: RowTemplate | None = None
+        source = _source(raw, path)
         for combo in _matrix(entry.get("matrix"), doc, path, problems):
-            instance = {k: v for k, v in entry.items() if k != "matrix"}
-            if reuse:
-                # Blocks that mention no matrix variable validate to the same model every
-                # time: hand pydantic the instance it already built (it does not revalidate
-                # model instances), so a 10,000-way matrix costs one full validation.
-                instance = _with_reused(instance, kind, reuse)
             used = scope.secrets_used[0]
             try:
                 inst_scope = scope.child(combo) if combo else scope
-                expanded = inst_scope.expand(instance, path)
+                if rows is not None:
+                    expanded = rows.expand(inst_scope, path)
+                else:
+                    instance = {k: v for k, v in entry.items() if k != "matrix"}
+                    if reuse:
+                        # Blocks that mention no matrix variable validate to the same model
+                        # every time: hand pydantic the instance it already built (it does not
+                        # revalidate model instances).
+                        instance = _with_reused(instance, kind, reuse)
+                    expanded = inst_scope.expand(instance, path)
             except UnresolvedVariable as exc:
                 problems.append(doc.problem(exc.path, exc.message))
                 break
             # (Reused blocks are models already: what they hold was dealt with when first built.)
             with_secrets = scope.secrets_used[0] != used
+            if (
+                combo
+                and reuse is None
+                and kind
+                and not with_secrets
+                and RowTemplate.usable(entry, kind)
+            ):
+                first = dict(expanded)  # before the name gets its label
+            else:
+                first = None
             if combo and expanded.get("name") == template_name and isinstance(template_name, str):
                 label = ",".join(f"{k}={v}" for k, v in combo.items())
                 expanded["name"] = f"{template_name}[{label}]"
@@ -180,6 +200,10 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
                 break
             if combo and reuse is None:
                 reuse = _reusable_blocks(entry, kind, model, set(combo))
+                if first is not None and kind:
+                    # Compile the template once: later rows expand only what mentions a
+                    # matrix variable (suite.matrixrow).
+                    rows = RowTemplate(entry, kind, first, reuse, set(combo))
             name = model.name
             if name in names:
                 problems.append(doc.problem((*path, "name"), f"duplicate check name {name!r}"))
@@ -187,7 +211,7 @@ def _compile_one(raw: RawSuite, options: CompileOptions, problems: list[Problem]
             names[name] = None
             if isinstance(template_name, str):
                 templates.setdefault(template_name, []).append(name)
-            checks.append(_plan(raw, model, kind or "", defaults, path))
+            checks.append(_plan(raw, model, kind or "", defaults, source, retries))
     _resolve_needs(raw, checks, templates, problems)
     release = spec.release.model_dump(by_alias=True) if spec.release else None
     return Suite(raw.name, doc.file, checks, release, raw.model.metadata.labels)
@@ -358,14 +382,30 @@ def _matrix(
     return (dict(combo) for combo in itertools.product(*axes))
 
 
-def _plan(raw: RawSuite, model: CheckCommon, kind: str, defaults: Any, path: Path) -> PlannedCheck:
+def _source(raw: RawSuite, path: Path) -> str:
+    line = raw.doc.locate(path)
+    return f"{raw.doc.file}:{line[0]}" if line else raw.doc.file
+
+
+def _plan(
+    raw: RawSuite,
+    model: CheckCommon,
+    kind: str,
+    defaults: Any,
+    source: str,
+    retries: dict[int, tuple[Any, RetryPolicy]],
+) -> PlannedCheck:
     retry = defaults.retry
     if model.retry is not None:
         # A check's retry block overrides only the fields it sets.
-        retry = RetryPolicy.model_validate(
-            {**retry.model_dump(), **model.retry.model_dump(exclude_unset=True)}
-        )
-    line = raw.doc.locate(path)
+        cached = retries.get(id(model.retry))
+        if cached is None:
+            merged = RetryPolicy.model_validate(
+                {**retry.model_dump(), **model.retry.model_dump(exclude_unset=True)}
+            )
+            # (The block is kept with its result so its id cannot be reused by another.)
+            cached = retries[id(model.retry)] = (model.retry, merged)
+        retry = cached[1]
     skip = (
         model.skip if isinstance(model.skip, str) else ("skipped in suite" if model.skip else None)
     )
@@ -379,7 +419,7 @@ def _plan(raw: RawSuite, model: CheckCommon, kind: str, defaults: Any, path: Pat
         needs=tuple(model.needs),
         timeout=model.timeout if model.timeout is not None else defaults.timeout,
         retry=retry,
-        source=f"{raw.doc.file}:{line[0]}" if line else raw.doc.file,
+        source=source,
         description=model.description,
         skip=skip,
     )

@@ -54,11 +54,13 @@ class Model(BaseModel):
     the model remembers those texts and ``repr()``, ``model_dump()`` and ``model_dump_json()``
     mask them, so a spec never prints a secret either way."""
 
+    # A field's docstring (the string under it) is its description in the JSON Schema. Not
+    # pydantic's `use_attribute_docstrings`: that reads and parses the source of every model
+    # class at import, a large share of every start-up; `json_schema()` reads them when asked.
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
-        use_attribute_docstrings=True,
     )
 
     @property
@@ -366,8 +368,10 @@ def json_schema() -> dict[str, Any]:
     """JSON Schema of a suite file, with every check kind spelled out (for editors)."""
     from pydantic import TypeAdapter
 
-    schema = TypeAdapter(SuiteDoc).json_schema(by_alias=True)
-    check_schema = check_adapter().json_schema(by_alias=True)
+    from smokegate.suite.schemadocs import DocumentedSchema
+
+    schema = TypeAdapter(SuiteDoc).json_schema(by_alias=True, schema_generator=DocumentedSchema)
+    check_schema = check_adapter().json_schema(by_alias=True, schema_generator=DocumentedSchema)
     defs = schema.setdefault("$defs", {})
     defs.update(check_schema.pop("$defs", {}))
     defs["Check"] = check_schema

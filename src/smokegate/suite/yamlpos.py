@@ -1,211 +1,37 @@
-"""YAML loading that remembers where every value came from.
+"""YAML loading that remembers where every value came from (``file:line:col`` errors).
 
-ruamel.yaml's round-trip loader keeps line/column on every mapping and sequence; we convert its
-output to plain dicts/lists (so nothing downstream depends on ruamel types) and keep a flat map
-``path -> (line, column)`` (1-based) used to turn a validation error's ``loc`` into
-``file:line:col``.
+``load_documents`` reads with the fast reader (``suite.yamlc``: libyaml, YAML 1.2 meaning) and
+hands the texts it leaves alone - YAML errors, duplicate keys, explicit tags, directives - to the
+reference reader (``suite.yamlrt``: ruamel.yaml round-trip), so their messages and positions are
+ruamel's as before. Both give the same ``Document`` (``suite.yamldoc``), re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from smokegate.suite import yamlc, yamlrt
+from smokegate.suite.yamldoc import (
+    MAX_ALIAS_VALUES,
+    Document,
+    Path,
+    YamlSyntaxError,
+    paused_gc,
+    walk,
+)
 
-from smokegate.core.errors import Problem
-
-Path = tuple[str | int, ...]
-
-# Aliases share one node, so a few lines can name 10^9 values ("billion laughs"); converting to
-# plain data expands them. A suite never needs more than this many values reached through
-# aliases: past it the document is refused (docs/reliability.md lists the limit).
-MAX_ALIAS_VALUES = 100_000
-
-
-@dataclass(slots=True)
-class Document:
-    """One YAML document: plain data plus the position of every key and item."""
-
-    file: str
-    data: Any
-    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    # Key positions differ from value positions: an unknown field is reported at its key.
-    key_positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
-
-    def locate(self, path: Path, *, key: bool = False) -> tuple[int, int] | None:
-        """Position of ``path``, or of its closest ancestor that exists."""
-        table = self.key_positions if key else self.positions
-        p = tuple(path)
-        while p:
-            if p in table:
-                return table[p]
-            if p in self.positions:
-                return self.positions[p]
-            p = p[:-1]
-        return self.positions.get((), None)
-
-    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
-        pos = self.locate(path, key=key)
-        return Problem(self.file, pos[0] if pos else None, pos[1] if pos else None, message)
+__all__ = [
+    "MAX_ALIAS_VALUES",
+    "Document",
+    "Path",
+    "YamlSyntaxError",
+    "load_documents",
+    "walk",
+]
 
 
 def load_documents(text: str, file: str) -> list[Document]:
     """Parse every YAML document in ``text``. Raises ``YamlSyntaxError`` with a position."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = YAML(typ="rt", pure=True)
-    yaml.allow_duplicate_keys = False
-    try:
-        raw_docs = list(yaml.load_all(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        message = " ".join(str(x) for x in (exc.context, exc.problem) if x) or str(exc)
-        message = message.replace("\n", " ")
-        if "duplicate key" in message:
-            message = "duplicate key " + _quoted_key(str(exc))
-        line = mark.line + 1 if mark else None
-        col = mark.column + 1 if mark else None
-        raise YamlSyntaxError([Problem(file, line, col, f"YAML: {message}")]) from None
-    except YAMLError as exc:
-        raise YamlSyntaxError([Problem(file, None, None, f"YAML: {exc}")]) from None
-    docs = []
-    for raw in raw_docs:
-        if raw is None:
-            continue
-        doc = Document(file=file, data=None)
-        doc.positions[()] = _pos_of(raw) or (1, 1)
+    with paused_gc():
         try:
-            doc.data = _Converter(doc).convert(raw, ())
-        except _AliasBomb as bomb:
-            raise YamlSyntaxError(
-                [
-                    doc.problem(
-                        bomb.path,
-                        f"YAML: aliases expand to more than {MAX_ALIAS_VALUES:,} values "
-                        "(limit reached in an alias of this anchor); write the values out "
-                        "or use a matrix",
-                    )
-                ]
-            ) from None
-        docs.append(doc)
-    return docs
-
-
-def _quoted_key(text: str) -> str:
-    for line in text.splitlines():
-        if 'found duplicate key "' in line:
-            return line.split("found duplicate key", 1)[1].split(" with value")[0].strip()
-    return ""
-
-
-def _pos_of(node: Any) -> tuple[int, int] | None:
-    lc = getattr(node, "lc", None)
-    if lc is None or lc.line is None:
-        return None
-    return lc.line + 1, lc.col + 1
-
-
-class _AliasBomb(Exception):
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-
-class _Converter:
-    """ruamel nodes to plain data; counts values reached a second time (through an alias)."""
-
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.seen: set[int] = set()
-        self.aliased = 0  # > 0 while converting below a node met before
-        self.alias_values = 0
-        self.alias_site: Path = ()  # the outermost alias being expanded (ruamel: its anchor)
-
-    def convert(self, node: Any, path: Path) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
-
-        if not isinstance(node, CommentedMap | CommentedSeq):
-            if self.aliased:
-                self._count()
-            return _scalar(node)
-        again = id(node) in self.seen
-        self.seen.add(id(node))
-        if again:
-            if not self.aliased:
-                self.alias_site = path
-            self.aliased += 1
-        if self.aliased:
-            self._count()
-        try:
-            if isinstance(node, CommentedMap):
-                return self._mapping(node, path)
-            return self._sequence(node, path)
-        finally:
-            if again:
-                self.aliased -= 1
-
-    def _count(self) -> None:
-        self.alias_values += 1
-        if self.alias_values > MAX_ALIAS_VALUES:
-            raise _AliasBomb(self.alias_site)
-
-    def _mapping(self, node: Any, path: Path) -> dict[Any, Any]:
-        doc = self.doc
-        out: dict[Any, Any] = {}
-        for key, value in node.items():
-            child = (*path, str(key))
-            try:
-                kl, kc = node.lc.key(key)
-                doc.key_positions[child] = (kl + 1, kc + 1)
-                vl, vc = node.lc.value(key)
-                doc.positions[child] = (vl + 1, vc + 1)
-            except (KeyError, TypeError, AttributeError):
-                pass
-            out[str(key) if not isinstance(key, str | int | float | bool) else key] = self.convert(
-                value, child
-            )
-        return out
-
-    def _sequence(self, node: Any, path: Path) -> list[Any]:
-        items = []
-        for i, value in enumerate(node):
-            child = (*path, i)
-            try:
-                il, ic = node.lc.item(i)
-                self.doc.positions[child] = (il + 1, ic + 1)
-            except (KeyError, TypeError, AttributeError):
-                pass
-            items.append(self.convert(value, child))
-        return items
-
-
-def _scalar(node: Any) -> Any:
-    # ruamel returns str/int/float subclasses that carry formatting; downstream code wants the
-    # plain builtins (orjson, pydantic strict checks and `type(x) is str` all care).
-    if node is None or isinstance(node, bool):
-        return node
-    if isinstance(node, str):
-        return str(node)
-    if isinstance(node, int):
-        return int(node)
-    if isinstance(node, float):
-        return float(node)
-    return node
-
-
-def walk(data: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    """Every (path, scalar) pair below ``data``."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            yield from walk(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from walk(v, (*path, i))
-    else:
-        yield path, data
-
-
-class YamlSyntaxError(Exception):
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(map(str, problems)))
+            return yamlc.load_documents(text, file)
+        except yamlc.Unsupported:
+            return yamlrt.load_documents(text, file)

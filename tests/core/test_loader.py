@@ -338,3 +338,25 @@ def test_schema_describes_fields_with_their_docstrings() -> None:
     assert docs <= descriptions
     defaults = schema["$defs"]["Defaults"]["properties"]
     assert defaults["timeout"]["description"] == "Per-attempt timeout."  # over Duration's own
+
+
+@pytest.mark.parametrize("tab", ["", " #\tcomment"], ids=["libyaml", "ruamel"])
+def test_nesting_is_limited_to_100_levels_in_both_readers(tmp_path: Path, tab: str) -> None:
+    """100 levels load; 101 are refused at the 101st (a tab sends the text to ruamel)."""
+    from smokegate.suite.yamldoc import MAX_NESTING
+    from smokegate.suite.yamlpos import load_documents
+
+    def text(levels: int) -> str:
+        # The document itself is level 1, so `x:` holds levels - 1 more.
+        return "x: " + "[" * (levels - 1) + "1" + "]" * (levels - 1) + tab + "\n"
+
+    (doc,) = load_documents(text(MAX_NESTING), "f.yaml")
+    depth, value = 1, doc.data["x"]
+    while isinstance(value, list):
+        depth, value = depth + 1, value[0]
+    assert (depth, value) == (MAX_NESTING, 1)
+    with pytest.raises(Exception) as info:
+        load_documents(text(MAX_NESTING + 1), "f.yaml")
+    assert [str(p) for p in info.value.problems] == [  # type: ignore[attr-defined]
+        f"f.yaml:1:{4 + MAX_NESTING - 1}: YAML: nested deeper than {MAX_NESTING} levels"
+    ]

@@ -293,13 +293,14 @@ def test_tab_and_duplicate_key_errors_are_ruamels() -> None:
     )
 
 
-def test_non_utf8_file_is_a_read_error_not_a_traceback(tmp_path: Path) -> None:
+def test_non_utf8_file_is_a_located_error_not_a_traceback(tmp_path: Path) -> None:
     suite = tmp_path / "latin1.yaml"
     text = "apiVersion: smokegate.io/v1\nkind: Suite\nmetadata: {name: é}\n"
     suite.write_bytes(text.encode("latin-1"))
     with pytest.raises(SuiteError) as err:
         plan_run([str(suite)])
-    assert "cannot read" in str(err.value) and "utf-8" in str(err.value)
+    # At the first byte that is not UTF-8: line 3, column 18 (the é).
+    assert f"{suite}:3:18: not UTF-8 text (byte 0xe9)" in str(err.value)
 
 
 def test_fast_reader_refuses_an_alias_bomb_at_the_same_position() -> None:

@@ -342,20 +342,22 @@ def test_kube_values_regex_overflow_is_a_validation_error() -> None:
         DataExpect.model_validate({"name": "x", "values": {"k": "a{99999999999}"}})
 
 
-# DEFECTS in YAML reading (src/smokegate/suite/yamlpos.py and ruamel under it), NOT fixed here:
-# that module is being rewritten in another branch (PyYAML's C loader). These tests fail until
-# it refuses each input with a located SuiteError; see docs/reliability.md.
+# Defects in YAML reading the fuzzer found (tracebacks, errors without a line); each is now
+# refused with a located error (suite/yamlrt.py, suite/yamlc.py, suite/yamldoc.py MAX_NESTING).
 YAML_READER_CASES = {
     "deep-flow-nesting": HEAD + "  vars: {a: " + "[" * 300 + "1" + "]" * 300 + "}\n",
     "control-character": HEAD + '  vars: {a: "x\x1ay"}\n',
     "nul-character": HEAD + "  vars:\x00 {}\n",
     "bad-int-tag": HEAD + "  vars: {a: !!int nope}\n",
+    "bad-hex-int": HEAD + "  vars: {a: 0x_}\n",
+    "deep-flow-nesting-past-libyaml": HEAD + "  vars: {a: " + "[" * 1200 + "]" * 1200 + "}\n",
+    "deep-flow-nesting-with-a-tab": HEAD + "  vars: {a: " + "[" * 300 + "]" * 300 + "}\t\n",
 }
 
 
 @pytest.mark.parametrize("case", sorted(YAML_READER_CASES))
-def test_yaml_reader_defect_refused_with_a_location(case: str, tmp_path: Path) -> None:
-    """DEFECT (suite/yamlpos.py): a traceback or an error without a line today."""
+def test_yaml_reader_regressions_refused_with_a_location(case: str, tmp_path: Path) -> None:
+    """Each was a traceback or an error without a line before the fix."""
     path = tmp_path / "r.yaml"
     path.write_text(YAML_READER_CASES[case])
     outcome, why = classify(path)

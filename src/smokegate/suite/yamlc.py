@@ -27,8 +27,8 @@ compares the two readers on the same texts):
   refuses them (``kind: Ro<TAB>le`` is a plain scalar to libyaml, a YAML error to ruamel), and
   a suite must not start to mean something it did not; tabs are rare in YAML, so the cost of
   the slower reader for those files is accepted.
-* Text arrives decoded (``suite.parse`` reads UTF-8 and reports a non-UTF-8 file as ``cannot
-  read``), so encodings never reach this module.
+* Text arrives decoded (``suite.parse`` reads UTF-8 and reports a non-UTF-8 file at its first
+  bad byte), so encodings never reach this module.
 
 Without PyYAML's C extension (``available()`` False) ``suite.yamlpos`` uses ruamel for all.
 """
@@ -40,10 +40,14 @@ from typing import Any
 
 from smokegate.suite.yamldoc import (
     MAX_ALIAS_VALUES,
+    MAX_NESTING,
     AliasBomb,
     Document,
     Path,
+    TooDeep,
     alias_bomb_error,
+    too_deep_error,
+    too_deep_in_text,
 )
 
 try:  # libyaml inside PyYAML; a wheel without it (rare platforms) leaves ruamel to do all
@@ -162,9 +166,19 @@ def load_documents(text: str, file: str) -> list[Document]:
                 doc.data = _Walker(doc, text).value(root, ())
             except AliasBomb as bomb:
                 raise alias_bomb_error(doc, bomb) from None
+            except TooDeep as err:
+                raise too_deep_error(doc, err) from None
             if doc.data is not None:
                 docs.append(doc)
-    except (YAMLError, ValueError, IndexError, TypeError, RecursionError):
+    except (YAMLError, RecursionError) as exc:
+        # Too deep for libyaml (1,000 flow levels) or for composing: refused here, located by
+        # the event stream; ruamel would take seconds (quadratic in flow depth) to say less.
+        if isinstance(exc, RecursionError) or "nesting depth" in str(exc):
+            error = too_deep_in_text(text, file)
+            if error is not None:
+                raise error from None
+        raise Unsupported from None
+    except (ValueError, IndexError, TypeError):
         raise Unsupported from None
     finally:
         parser.dispose()
@@ -196,6 +210,8 @@ class _Walker:
             if self.aliased:
                 self._count()
             return _scalar(node)
+        if len(path) >= MAX_NESTING:  # this collection is level len(path) + 1
+            raise TooDeep(path)
         nid = id(node)
         again = nid in self.seen
         self.seen.add(nid)

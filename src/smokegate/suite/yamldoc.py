@@ -23,6 +23,11 @@ Path = tuple[str | int, ...]
 # aliases: past it the document is refused (docs/reliability.md lists the limit).
 MAX_ALIAS_VALUES = 100_000
 
+# Mappings and sequences nested deeper than this are refused: no suite needs it, and the
+# readers (and everything after them) recurse per level - ruamel raises RecursionError from
+# about 300 levels, and its flow scanner is quadratic in depth (docs/reliability.md).
+MAX_NESTING = 100
+
 
 @dataclass(slots=True)
 class Document:
@@ -70,6 +75,67 @@ def alias_bomb_error(doc: Document, bomb: AliasBomb) -> YamlSyntaxError:
             )
         ]
     )
+
+
+class TooDeep(Exception):
+    """Collections nested deeper than ``MAX_NESTING`` at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+
+def too_deep_message() -> str:
+    return f"YAML: nested deeper than {MAX_NESTING} levels"
+
+
+def too_deep_error(doc: Document, err: TooDeep) -> YamlSyntaxError:
+    return YamlSyntaxError([doc.problem(err.path, too_deep_message())])
+
+
+def too_deep_in_text(text: str, file: str) -> YamlSyntaxError | None:
+    """The located error for ``text`` if it nests deeper than ``MAX_NESTING``, else ``None``."""
+    where = deepest_point(text)
+    if where is None:
+        return None
+    return YamlSyntaxError([Problem(file, where[0], where[1], too_deep_message())])
+
+
+def deepest_point(text: str) -> tuple[int, int] | None:
+    """Line and column of the first collection nested deeper than ``MAX_NESTING``, found with
+    libyaml's event stream (iterative: it cannot overflow the stack the way composing does);
+    ``None`` when libyaml is missing, fails first, or finds nothing that deep."""
+    try:
+        import yaml
+        from yaml import CollectionEndEvent, CollectionStartEvent
+    except ImportError:  # pragma: no cover - PyYAML is a dependency
+        return None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    mark = event.start_mark
+                    return mark.line + 1, mark.column + 1
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # libyaml's own limit (1,000 flow levels) is hit while scanning ahead, before the
+        # events that deep: its mark is the place.
+        if exc.problem_mark is not None and "nesting depth" in str(exc.problem):
+            return exc.problem_mark.line + 1, exc.problem_mark.column + 1
+        return None
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def offset_position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character ``offset`` in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 @contextmanager

@@ -11,15 +11,18 @@ from __future__ import annotations
 from smokegate.suite import yamlc, yamlrt
 from smokegate.suite.yamldoc import (
     MAX_ALIAS_VALUES,
+    MAX_NESTING,
     Document,
     Path,
     YamlSyntaxError,
     paused_gc,
+    too_deep_in_text,
     walk,
 )
 
 __all__ = [
     "MAX_ALIAS_VALUES",
+    "MAX_NESTING",
     "Document",
     "Path",
     "YamlSyntaxError",
@@ -34,4 +37,11 @@ def load_documents(text: str, file: str) -> list[Document]:
         try:
             return yamlc.load_documents(text, file)
         except yamlc.Unsupported:
-            return yamlrt.load_documents(text, file)
+            pass
+        # ruamel is quadratic in flow depth: a text that may nest too deep is checked first
+        # with libyaml's event stream (cheap next to ruamel).
+        if text.count("[") + text.count("{") > MAX_NESTING:
+            error = too_deep_in_text(text, file)
+            if error is not None:
+                raise error
+        return yamlrt.load_documents(text, file)

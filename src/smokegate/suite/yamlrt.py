@@ -13,11 +13,17 @@ from typing import Any
 from smokegate.core.errors import Problem
 from smokegate.suite.yamldoc import (
     MAX_ALIAS_VALUES,
+    MAX_NESTING,
     AliasBomb,
     Document,
     Path,
+    TooDeep,
     YamlSyntaxError,
     alias_bomb_error,
+    deepest_point,
+    offset_position,
+    too_deep_error,
+    too_deep_message,
 )
 
 
@@ -25,9 +31,11 @@ def load_documents(text: str, file: str) -> list[Document]:
     """Parse every YAML document in ``text``. Raises ``YamlSyntaxError`` with a position."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
+    yaml.Constructor = _located_constructor()
     try:
         raw_docs = list(yaml.load_all(text))
     except MarkedYAMLError as exc:
@@ -39,6 +47,18 @@ def load_documents(text: str, file: str) -> list[Document]:
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         raise YamlSyntaxError([Problem(file, line, col, f"YAML: {message}")]) from None
+    except ReaderError as exc:
+        # A character YAML does not allow (NUL, other C0 controls...): ruamel gives its offset
+        # in the text, not a mark.
+        line, col = offset_position(text, exc.position)
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise YamlSyntaxError(
+            [Problem(file, line, col, f"YAML: unacceptable character {what}: {exc.reason}")]
+        ) from None
+    except RecursionError:
+        where = deepest_point(text)
+        line, col = where if where else (None, None)
+        raise YamlSyntaxError([Problem(file, line, col, too_deep_message())]) from None
     except YAMLError as exc:
         raise YamlSyntaxError([Problem(file, None, None, f"YAML: {exc}")]) from None
     docs = []
@@ -51,8 +71,35 @@ def load_documents(text: str, file: str) -> list[Document]:
             doc.data = _Converter(doc).convert(raw, ())
         except AliasBomb as bomb:
             raise alias_bomb_error(doc, bomb) from None
+        except TooDeep as err:
+            raise too_deep_error(doc, err) from None
         docs.append(doc)
     return docs
+
+
+def _located_constructor() -> type:
+    """ruamel's round-trip constructor, with a value it cannot build (``!!int nope``, ``0x_``)
+    raised as a YAML error at that value's node instead of a bare ValueError/IndexError."""
+    from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
+    from ruamel.yaml.error import MarkedYAMLError
+
+    class LocatedConstructor(RoundTripConstructor):  # type: ignore[misc]
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (MarkedYAMLError, RecursionError):
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, OverflowError) as exc:
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                value = node.value if isinstance(node.value, str) else "..."
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"cannot read {value!r} as {tag} ({exc.__class__.__name__}: {exc})",
+                    node.start_mark,
+                ) from None
+
+    return LocatedConstructor
 
 
 def _quoted_key(text: str) -> str:
@@ -86,6 +133,8 @@ class _Converter:
             if self.aliased:
                 self._count()
             return _scalar(node)
+        if len(path) >= MAX_NESTING:  # this collection is level len(path) + 1
+            raise TooDeep(path)
         again = id(node) in self.seen
         self.seen.add(id(node))
         if again:

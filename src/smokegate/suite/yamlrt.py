@@ -83,7 +83,7 @@ def _located_constructor() -> type:
     from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
     from ruamel.yaml.error import MarkedYAMLError
 
-    class LocatedConstructor(RoundTripConstructor):  # type: ignore[misc]
+    class LocatedConstructor(RoundTripConstructor):
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             try:
                 return super().construct_object(node, deep=deep)

@@ -293,6 +293,10 @@ HTTP_RX = HEAD + (
     "  checks:\n    - name: h\n"
     "      http: {url: 'http://127.0.0.1:1/', expect: {json: {'$.a': {regex: '[a-'}}}}\n"
 )
+SCHEMA_RX = HEAD + (
+    "  checks:\n    - name: h\n"
+    "      http: {url: 'http://127.0.0.1:1/', expect: {schema: {pattern: 'a{99999999999}'}}}\n"
+)
 NAMES = HEAD + "  checks:\n    - name: {a: 1}\n      needs: [x]\n      tcp: {host: h, port: 1}\n"
 LOADER_CASES = {
     # parse.py read non-UTF-8 files with a codec error and no line ("position 37")
@@ -308,6 +312,12 @@ LOADER_CASES = {
     # http regexes (body, header and JSON matchers) were compiled only when the check ran:
     # `lint` said ok, the run failed
     "http-regex": (HTTP_RX.encode(), "r.yaml:7:57: http.expect.json: invalid regex '[a-'"),
+    # a JSON Schema `pattern` past the regex engine's limit: OverflowError out of check_schema
+    # (found by the long profile)
+    "schema-regex-overflow": (
+        SCHEMA_RX.encode(),
+        "r.yaml:7:59: http.expect.schema: invalid JSON Schema: the repetition number is too large",
+    ),
     # an integer duration past float's range was an OverflowError traceback; "inf" was a
     # timeout that never ends
     "huge-duration": (

@@ -119,6 +119,10 @@ class HttpExpect(Spec):
                 validators.validator_for(v).check_schema(v)
             except SchemaError as exc:
                 raise ValueError(f"invalid JSON Schema: {exc.message}") from None
+            except (OverflowError, RecursionError) as exc:
+                # The metaschema's regex format compiles every `pattern`: a repetition count past
+                # the regex engine's limit is an OverflowError, not a SchemaError.
+                raise ValueError(f"invalid JSON Schema: {exc}") from None
         return v
 
 

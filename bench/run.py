@@ -311,7 +311,7 @@ def main() -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["curl", "blackbox", "aiohttp", "scaling"],
+        choices=["curl", "blackbox", "aiohttp", "workers", "scaling"],
         help="leave out a slow peer (ratios for it are then not printed)",
     )
     ap.add_argument(
@@ -337,6 +337,11 @@ def main() -> int:
             results["blackbox"] = bench_blackbox(url, n, conc, work)
         if "aiohttp" not in args.skip:
             results["aiohttp"] = bench_aiohttp(url, n, conc, work)
+        sharded = None
+        if "workers" not in args.skip:
+            from workers import measure_workers  # bench/workers.py; it imports this module
+
+            sharded = measure_workers(url, n, conc, work, workers=2, rounds=3)
         startup = cold_start()
         curve = []
         if "scaling" not in args.skip:
@@ -355,6 +360,11 @@ def main() -> int:
         if key in results:
             print(f"ratio_vs_{key}={sg / results[key].wall:.3f}")
     print(f"ratio_whole_vs_engine={sg / (results['smokegate'].engine or sg):.3f}")
+    if sharded is not None:
+        # Medians of 3 alternated rounds (single, then -j 2), as bench/workers.py.
+        print(f"smokegate_j2_wall_s={sharded.wall_workers:.3f}")
+        print(f"ratio_workers_vs_single={sharded.ratio:.3f}")
+        print(f"ratio_vs_wrk_j2={sharded.wall_workers / results['wrk'].wall:.3f}")
     if curve:
         print()
         print("scaling (matrix checks, one process):")

@@ -73,7 +73,7 @@ def measure_workers(
 ) -> WorkersMeasurement:
     """``rounds`` × (single process, then ``-j workers``) on bench/run.py's suite."""
     m = WorkersMeasurement(workers)
-    suite = work / "bench-suite.yaml"  # written by bench_smokegate
+    suite = work / f"bench-suite-{n}.yaml"  # written by bench_smokegate
     for r in range(rounds):
         single = bench_smokegate(url, n, conc, work)
         m.single.append(single.wall)
@@ -134,7 +134,11 @@ def main() -> int:
         m = measure_workers(
             url, args.checks, args.concurrency, work, workers=args.workers, rounds=args.rounds
         )
-        costs = handoff_costs(work / "bench-suite.yaml", args.workers) if args.costs else {}
+        costs = (
+            handoff_costs(work / f"bench-suite-{args.checks}.yaml", args.workers)
+            if args.costs
+            else {}
+        )
     print()
     print(f"wall_single_s={m.wall_single:.3f}")
     print(f"wall_workers_s={m.wall_workers:.3f}")

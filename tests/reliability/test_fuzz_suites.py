@@ -46,6 +46,9 @@ FIGURES: dict[str, Any] = {}
 
 FUZZ_SETTINGS = settings(
     max_examples=SUITES,
+    # Hypothesis' own "ci" profile (chosen when CI is set) derandomizes: every round below would
+    # draw the same suites again and never reach SUITES distinct ones. Fresh ones each run.
+    derandomize=False,
     deadline=None,
     database=None,  # no .hypothesis/ directory in the checkout; failures print their blob
     print_blob=True,
@@ -125,8 +128,11 @@ def test_generated_suites_load_or_fail_with_a_location(workdir: Path) -> None:
         outcomes[outcome] += 1
 
     while len(distinct) < SUITES:  # each run a fresh random one; repeats are not counted
+        before = len(distinct)
         more = max(50, SUITES - len(distinct))
         settings(FUZZ_SETTINGS, max_examples=more)(given(suite_files())(one))()
+        # A round that finds nothing new would repeat forever (a derandomized profile did).
+        assert len(distinct) > before, f"no new suites after {len(distinct)} distinct ones"
     FIGURES.update(
         profile=PROFILE,
         suites_generated=sum(outcomes[k] for k in ("ok", "located", "tracebacks", "unlocated")),

@@ -212,7 +212,8 @@ class _Timer:
         return self._fired and task.uncancel() <= self._cancelling
 
 
-def _skipped(check: PlannedCheck, reason: str) -> CheckResult:
+def skipped_result(check: PlannedCheck, reason: str) -> CheckResult:
+    """A check that did not run: its need failed, it was deselected, or the run stopped first."""
     return CheckResult(
         check.id,
         check.name,
@@ -297,7 +298,7 @@ class Scheduler:
             if result.status is not Status.PASSED:
                 if dep_id not in self.results:
                     what = "was skipped" if result.status is Status.SKIPPED else "failed"
-                    self._finish(_skipped(dependent, f"needs {result.name!r}, which {what}"))
+                    self._finish(skipped_result(dependent, f"needs {result.name!r}, which {what}"))
             elif self.waiting[dep_id] == 0 and dep_id not in self.results:
                 self.ready.append(dependent)
         self.wakeup.set()
@@ -328,7 +329,7 @@ class Scheduler:
                 continue
             check = ready.popleft()
             if check.skip:
-                self._finish(_skipped(check, check.skip))
+                self._finish(skipped_result(check, check.skip))
                 continue
             self.inflight[me] = check
             try:
@@ -336,7 +337,7 @@ class Scheduler:
             except asyncio.CancelledError:
                 if self.stop_reason is None:
                     raise
-                self._finish(_skipped(check, "cancelled: --fail-fast"))
+                self._finish(skipped_result(check, "cancelled: --fail-fast"))
                 return
             finally:
                 self.inflight.pop(me, None)
@@ -367,7 +368,7 @@ class Scheduler:
         reason = "interrupted before it finished" if interrupted else self.stop_reason
         for c in self.checks:
             if c.id not in self.results:
-                self._finish(_skipped(c, reason or "not run"))
+                self._finish(skipped_result(c, reason or "not run"))
         return [self.results[c.id] for c in self.checks], interrupted
 
 

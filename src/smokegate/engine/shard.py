@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from smokegate.checks.base import ErrorKind
 from smokegate.core.results import CheckResult, Status
+from smokegate.engine.runner import skipped_result  # re-exported: a check a worker never started
 from smokegate.suite.loader import PlannedCheck
 
 __all__ = [
@@ -107,22 +108,4 @@ def crashed_result(check: PlannedCheck, reason: str) -> CheckResult:
         0.0,
         reason,
         ErrorKind.INTERNAL,
-    )
-
-
-def skipped_result(check: PlannedCheck, reason: str) -> CheckResult:
-    """A check its worker never started (interrupted first)."""
-    return CheckResult(
-        check.id,
-        check.name,
-        check.suite,
-        check.kind,
-        Status.SKIPPED,
-        check.tags,
-        check.source,
-        check.description,
-        [],
-        time.time(),
-        0.0,
-        reason,
     )

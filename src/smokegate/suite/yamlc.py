@@ -39,9 +39,9 @@ import re
 from typing import Any
 
 from smokegate.suite.yamldoc import (
-    MAX_ALIAS_VALUES,
     MAX_NESTING,
     AliasBomb,
+    AliasCounting,
     Document,
     Path,
     TooDeep,
@@ -190,18 +190,15 @@ def _pos(node: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-class _Walker:
+class _Walker(AliasCounting):
     """Nodes to plain data and positions, in ruamel's order; counts values reached a second
     time (through an alias) against ``MAX_ALIAS_VALUES`` exactly as ``yamlrt`` does."""
 
     def __init__(self, doc: Document, text: str) -> None:
+        super().__init__()
         self.text = text
         self.positions = doc.positions
         self.key_positions = doc.key_positions
-        self.seen: set[int] = set()
-        self.aliased = 0
-        self.alias_values = 0
-        self.alias_site: Path = ()
         # A mapping's keys and values once merges are applied: merge sources are reused.
         self.pairs_of: dict[int, list[tuple[Any, Any, bool]]] = {}
 
@@ -230,11 +227,6 @@ class _Walker:
         finally:
             if again:
                 self.aliased -= 1
-
-    def _count(self) -> None:
-        self.alias_values += 1
-        if self.alias_values > MAX_ALIAS_VALUES:
-            raise AliasBomb(self.alias_site)
 
     def _mapping(self, node: Any, path: Path) -> dict[Any, Any]:
         out: dict[Any, Any] = {}

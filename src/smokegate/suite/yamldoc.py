@@ -64,6 +64,22 @@ class AliasBomb(Exception):
         self.path = path
 
 
+class AliasCounting:
+    """What both readers' converters keep to bound values reached through aliases: a collection
+    met a second time is an alias; every value below one counts against ``MAX_ALIAS_VALUES``."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.aliased = 0  # > 0 while converting below a node met before
+        self.alias_values = 0
+        self.alias_site: Path = ()  # the outermost alias being expanded (its anchor's position)
+
+    def _count(self) -> None:
+        self.alias_values += 1
+        if self.alias_values > MAX_ALIAS_VALUES:
+            raise AliasBomb(self.alias_site)
+
+
 def alias_bomb_error(doc: Document, bomb: AliasBomb) -> YamlSyntaxError:
     return YamlSyntaxError(
         [

@@ -12,9 +12,9 @@ from typing import Any
 
 from smokegate.core.errors import Problem
 from smokegate.suite.yamldoc import (
-    MAX_ALIAS_VALUES,
     MAX_NESTING,
     AliasBomb,
+    AliasCounting,
     Document,
     Path,
     TooDeep,
@@ -116,15 +116,12 @@ def _pos_of(node: Any) -> tuple[int, int] | None:
     return lc.line + 1, lc.col + 1
 
 
-class _Converter:
+class _Converter(AliasCounting):
     """ruamel nodes to plain data; counts values reached a second time (through an alias)."""
 
     def __init__(self, doc: Document) -> None:
+        super().__init__()
         self.doc = doc
-        self.seen: set[int] = set()
-        self.aliased = 0  # > 0 while converting below a node met before
-        self.alias_values = 0
-        self.alias_site: Path = ()  # the outermost alias being expanded (ruamel: its anchor)
 
     def convert(self, node: Any, path: Path) -> Any:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -150,11 +147,6 @@ class _Converter:
         finally:
             if again:
                 self.aliased -= 1
-
-    def _count(self) -> None:
-        self.alias_values += 1
-        if self.alias_values > MAX_ALIAS_VALUES:
-            raise AliasBomb(self.alias_site)
 
     def _mapping(self, node: Any, path: Path) -> dict[Any, Any]:
         doc = self.doc
